@@ -1,0 +1,148 @@
+package hooks
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// Collections whose rows belong to one clinic.
+var clinicScoped = []string{"messages", "templates", "preferences", "campaigns"}
+
+// Fields a client may never write, per collection (the API rules refuse them too; this
+// check runs first so that the answer names the field).
+var readOnlyFields = map[string][]string{
+	"messages": {
+		"status", "status_reason", "provider", "provider_message_id", "attempts", "next_attempt_at",
+		"error_code", "error_message", "encoding", "segments", "cost", "currency",
+		"sent_at", "delivered_at", "read_at",
+	},
+	"campaigns": {"total", "queued", "sent", "delivered", "failed", "skipped"},
+}
+
+// guardClinicWrites answers a clinic user's create or update of a clinic-scoped record with
+// a 4xx that names the problem (another clinic, a server-only field) before PocketBase's
+// API rules, which would refuse the same request without saying why.
+func (s *Service) guardClinicWrites(e *core.RequestEvent) error {
+	if e.Request.Method != http.MethodPost && e.Request.Method != http.MethodPatch {
+		return e.Next()
+	}
+	parts := strings.Split(strings.Trim(e.Request.URL.Path, "/"), "/")
+	if len(parts) < 4 || parts[0] != "api" || parts[1] != "collections" || parts[3] != "records" {
+		return e.Next()
+	}
+	if e.Auth == nil || e.HasSuperuserAuth() || e.Auth.Collection().Name != "users" {
+		return e.Next() // guests are refused by the rules; superusers may do anything
+	}
+	col, err := e.App.FindCachedCollectionByNameOrId(parts[2])
+	if err != nil || !slices.Contains(clinicScoped, col.Name) {
+		return e.Next()
+	}
+	userClinic := e.Auth.GetString("clinic")
+	if userClinic == "" {
+		return fieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
+	}
+	info, err := e.RequestInfo()
+	if err != nil {
+		return e.BadRequestError("Failed to read the request body.", err)
+	}
+	if v, ok := info.Body["clinic"]; ok {
+		if c, _ := v.(string); c != "" && c != userClinic {
+			return fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+		}
+	}
+	for _, f := range readOnlyFields[col.Name] {
+		if _, ok := info.Body[f]; ok {
+			return badField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
+		}
+	}
+	return e.Next()
+}
+
+// onScopedCreateRequest fills the clinic of a clinic user's new record from the account,
+// records who made a message, and gives boolean switches their "on" default when a request
+// leaves them out (a JSON body without "sms" means "not said", not "off").
+func (s *Service) onScopedCreateRequest(e *core.RecordRequestEvent) error {
+	if e.Auth != nil && !e.HasSuperuserAuth() && e.Auth.Collection().Name == "users" {
+		own := e.Auth.GetString("clinic")
+		if e.Record.GetString("clinic") == "" {
+			e.Record.Set("clinic", own)
+		}
+		if e.Record.GetString("clinic") != own {
+			return fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+		}
+	}
+	info, err := e.RequestInfo()
+	if err != nil {
+		return e.BadRequestError("Failed to read the request body.", err)
+	}
+	defaultsOn := func(fields ...string) {
+		for _, f := range fields {
+			if _, ok := info.Body[f]; !ok {
+				e.Record.Set(f, true)
+			}
+		}
+	}
+	switch e.Collection.Name {
+	case "messages":
+		who := audit{IP: e.RealIP(), UserAgent: e.Request.UserAgent()}
+		if e.Auth != nil {
+			who.User = e.Auth.Id
+		}
+		e.Record.Set(auditKey, who)
+	case "templates":
+		defaultsOn("active")
+	case "preferences":
+		defaultsOn("sms", "whatsapp", "email_enabled")
+	}
+	return e.Next()
+}
+
+// onClinicSave fills a clinic's defaults and checks its time zone.
+func (s *Service) onClinicSave(e *core.RecordEvent) error {
+	r := e.Record
+	if r.GetString("timezone") == "" {
+		r.Set("timezone", "Asia/Riyadh")
+	}
+	if _, err := time.LoadLocation(r.GetString("timezone")); err != nil {
+		return badField("timezone", "validation_invalid_timezone", fmt.Sprintf("timezone %q is not an IANA time zone such as Asia/Riyadh", r.GetString("timezone")))
+	}
+	if r.GetString("country") == "" {
+		r.Set("country", s.cfg.DefaultRegion)
+	}
+	if r.GetString("default_language") == "" {
+		r.Set("default_language", "en")
+	}
+	if r.GetInt("retention_days") == 0 {
+		r.Set("retention_days", s.cfg.RetentionDays)
+	}
+	return e.Next()
+}
+
+// onPreferenceSave stores the phone number in E.164, as messages store theirs, so that a
+// preference matches whichever way the number was written.
+func (s *Service) onPreferenceSave(e *core.RecordEvent) error {
+	r := e.Record
+	if p := r.GetString("phone"); p != "" {
+		clinic, err := s.clinicOf(e.App, r.GetString("clinic"))
+		if err != nil {
+			return err
+		}
+		e164, err := normalizePhone(p, s.regionOf(clinic))
+		if err != nil {
+			return badField("phone", "validation_invalid_phone", "phone is not a valid mobile number")
+		}
+		r.Set("phone", e164)
+	}
+	if em := r.GetString("email"); em != "" {
+		r.Set("email", strings.ToLower(strings.TrimSpace(em)))
+	}
+	if r.GetBool("opted_out") && r.GetDateTime("opted_out_at").IsZero() {
+		r.Set("opted_out_at", nowUTC())
+	}
+	return e.Next()
+}

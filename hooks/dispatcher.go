@@ -1,0 +1,534 @@
+package hooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/types"
+)
+
+// Dispatcher sends queued messages. The messages table is the queue: a row is claimed with
+// a lease (status "sending", next_attempt_at = lease end) in a transaction, sent outside
+// any transaction, and its result written in another. Nothing lives only in memory, so a
+// restart resumes exactly where the database says.
+type Dispatcher struct {
+	s    *Service
+	wake chan struct{}
+
+	mu         sync.Mutex
+	started    bool
+	stopped    bool
+	loopCancel context.CancelFunc
+	loopDone   chan struct{}
+	sendCtx    context.Context
+	sendCancel context.CancelFunc
+
+	inflight sync.WaitGroup
+	busy     atomic.Int64
+}
+
+func newDispatcher(s *Service) *Dispatcher {
+	return &Dispatcher{s: s, wake: make(chan struct{}, 1)}
+}
+
+// Start recovers rows a previous process left mid-send and starts the dispatch loop. It is
+// safe to call more than once.
+func (d *Dispatcher) Start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started || d.stopped {
+		return
+	}
+	d.started = true
+	loopCtx, loopCancel := context.WithCancel(context.Background())
+	d.loopCancel = loopCancel
+	d.sendCtx, d.sendCancel = context.WithCancel(context.Background())
+	d.loopDone = make(chan struct{})
+	go d.loop(loopCtx)
+}
+
+// Wake asks the loop to claim due messages now instead of at the next sweep.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stop stops claiming, lets in-flight sends finish for the shutdown grace period, then
+// cancels the rest; every claimed row is written back (sent, queued for retry, or left in
+// doubt for reconciliation) before Stop returns.
+func (d *Dispatcher) Stop() {
+	d.mu.Lock()
+	if !d.started || d.stopped {
+		d.stopped = true
+		d.mu.Unlock()
+		return
+	}
+	d.stopped = true
+	d.mu.Unlock()
+
+	d.loopCancel()
+	<-d.loopDone
+
+	done := make(chan struct{})
+	go func() { d.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.s.cfg.ShutdownGrace):
+		d.sendCancel()
+		<-done
+	}
+	d.sendCancel()
+}
+
+func (d *Dispatcher) loop(ctx context.Context) {
+	defer close(d.loopDone)
+	d.recoverOrphans()
+	d.sweep(ctx)
+	d.fill(ctx)
+	ticker := time.NewTicker(d.s.cfg.SweepInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+			d.fill(ctx)
+		case <-ticker.C:
+			d.sweep(ctx)
+			d.fill(ctx)
+		}
+	}
+}
+
+// claimed is one row this process holds the lease on.
+type claimed struct {
+	rec       *core.Record
+	attempt   int
+	provider  string
+	claimedAt time.Time
+}
+
+// fill claims as many due rows as there are free send slots and starts their sends.
+func (d *Dispatcher) fill(ctx context.Context) {
+	for ctx.Err() == nil {
+		free := d.s.cfg.Workers - int(d.busy.Load())
+		if free <= 0 {
+			return
+		}
+		n := min(free, d.s.cfg.ClaimBatch)
+		batch, err := d.claim(n)
+		if err != nil {
+			d.s.app.Logger().Error("failed to claim due messages", "error", err)
+			return
+		}
+		for _, c := range batch {
+			d.busy.Add(1)
+			d.inflight.Add(1)
+			go d.send(c)
+		}
+		if len(batch) < n {
+			return
+		}
+	}
+}
+
+func (d *Dispatcher) claim(n int) ([]claimed, error) {
+	now := time.Now().UTC()
+	leaseEnd := now.Add(d.s.cfg.Lease)
+	var out []claimed
+	err := d.s.app.RunInTransaction(func(tx core.App) error {
+		out = out[:0]
+		recs, err := tx.FindRecordsByFilter("messages", "status = 'queued' && next_attempt_at <= {:now}", "next_attempt_at", n, 0, dbx.Params{"now": formatTime(now)})
+		if err != nil {
+			return fmt.Errorf("failed to find due messages: %w", err)
+		}
+		for _, r := range recs {
+			name, _, err := d.s.Router.For(r.GetString("channel"))
+			attempt := r.GetInt("attempts") + 1
+			if err != nil {
+				// No provider can carry this channel: a configuration fault, not the patient's.
+				if err := failTx(tx, r, "no_provider", err.Error(), "", attempt, ""); err != nil {
+					return err
+				}
+				continue
+			}
+			r.Set("status", providers.StatusSending)
+			r.Set("attempts", attempt)
+			r.Set("provider", name)
+			r.Set("next_attempt_at", leaseEnd)
+			if err := tx.Save(r); err != nil {
+				return fmt.Errorf("failed to claim message %s: %w", r.Id, err)
+			}
+			if err := writeLog(tx, logEntry{Message: r.Id, Event: "sending", Status: providers.StatusSending, Provider: name, Detail: map[string]any{"attempt": attempt}}); err != nil {
+				return err
+			}
+			out = append(out, claimed{rec: r, attempt: attempt, provider: name, claimedAt: now})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// send makes one attempt outside any transaction and writes its outcome.
+func (d *Dispatcher) send(c claimed) {
+	defer func() {
+		d.busy.Add(-1)
+		d.inflight.Done()
+		d.Wake()
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			d.s.app.Logger().Error("send panicked; the message stays in doubt until its lease ends", "message", c.rec.Id, "panic", fmt.Sprint(r))
+		}
+	}()
+
+	p, ok := d.s.Router.Provider(c.provider)
+	if !ok {
+		d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Message: "provider is no longer configured"}, "")
+		return
+	}
+	msg, err := d.s.providerMessage(c.rec, c.claimedAt)
+	if err != nil {
+		d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Message: err.Error()}, "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.sendCtx, d.s.cfg.SendTimeout)
+	receipt, err := p.Send(ctx, msg)
+	cancel()
+
+	reconciled := ""
+	if err != nil && providers.ClassOf(err) == providers.ErrUnknown {
+		receipt, err, reconciled = d.reconcile(p, msg, err)
+	}
+	d.finish(c, receipt, err, reconciled)
+}
+
+// reconcile settles an unknown outcome: found at the provider means sent; not found means
+// a resend is safe; a provider that cannot tell leaves the message in doubt.
+func (d *Dispatcher) reconcile(p providers.Provider, msg *providers.Message, sendErr error) (*providers.Receipt, error, string) {
+	rc, ok := p.(providers.Reconciler)
+	if !ok {
+		return nil, sendErr, "unsupported"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.s.cfg.SendTimeout)
+	defer cancel()
+	receipt, err := rc.Reconcile(ctx, msg)
+	switch {
+	case err != nil:
+		return nil, errors.Join(sendErr, fmt.Errorf("failed to reconcile: %w", err)), "failed"
+	case receipt != nil:
+		return receipt, nil, "found"
+	default:
+		return nil, &providers.Error{Provider: "reconcile", Class: providers.ErrRetryable, Message: "the provider has no record of the attempt", Err: sendErr}, "not_found"
+	}
+}
+
+// finish writes the outcome of attempt c, unless the row has moved on without us.
+func (d *Dispatcher) finish(c claimed, receipt *providers.Receipt, sendErr error, reconciled string) {
+	err := d.s.app.RunInTransaction(func(tx core.App) error {
+		rec, err := tx.FindRecordById("messages", c.rec.Id)
+		if err != nil {
+			return fmt.Errorf("failed to reload message: %w", err)
+		}
+		if sendErr == nil {
+			return markSent(tx, rec, c.provider, receipt, reconciled)
+		}
+		if rec.GetString("status") != providers.StatusSending || rec.GetInt("attempts") != c.attempt {
+			return nil // the lease was lost; whoever holds the row now decides
+		}
+		return d.s.settleFailure(tx, rec, c.provider, sendErr, reconciled)
+	})
+	if err != nil {
+		d.s.app.Logger().Error("failed to record send outcome; the lease will expire and the message will be reconciled", "message", c.rec.Id, "error", err)
+	}
+}
+
+// settleFailure decides what a failed attempt leads to: failed, retry later, or in doubt.
+func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, sendErr error, reconciled string) error {
+	class := providers.ClassOf(sendErr)
+	code, message := "", sendErr.Error()
+	var retryAfter time.Duration
+	if pe, ok := providers.AsError(sendErr); ok {
+		code, retryAfter = pe.Code, pe.RetryAfter
+		if pe.Message != "" {
+			message = pe.Message
+		}
+	}
+	attempt := rec.GetInt("attempts")
+	detail := map[string]any{"attempt": attempt, "class": class.Error()}
+	if reconciled != "" {
+		detail["reconciled"] = reconciled
+	}
+
+	inDoubt := class == providers.ErrUnknown && reconciled == "failed"
+	switch {
+	case inDoubt:
+		// We cannot tell whether the provider has it; resending could reach the patient twice.
+		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
+		rec.Set("next_attempt_at", next)
+		rec.Set("error_code", code)
+		rec.Set("error_message", truncate(message, 1000))
+		if err := tx.Save(rec); err != nil {
+			return fmt.Errorf("failed to mark message in doubt: %w", err)
+		}
+		detail["reconcile_at"] = formatTime(next)
+		return writeLog(tx, logEntry{Message: rec.Id, Event: "in_doubt", Status: providers.StatusSending, Provider: provider, Detail: detail, ErrorCode: code})
+	case class == providers.ErrPermanent:
+		return failTx(tx, rec, "permanent", message, code, attempt, provider)
+	case attempt >= s.cfg.MaxAttempts:
+		return failTx(tx, rec, "attempts_exhausted", message, code, attempt, provider)
+	default:
+		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
+		rec.Set("status", providers.StatusQueued)
+		rec.Set("next_attempt_at", next)
+		rec.Set("error_code", code)
+		rec.Set("error_message", truncate(message, 1000))
+		if err := tx.Save(rec); err != nil {
+			return fmt.Errorf("failed to schedule retry: %w", err)
+		}
+		detail["next_attempt_at"] = formatTime(next)
+		return writeLog(tx, logEntry{Message: rec.Id, Event: "retry_scheduled", Status: providers.StatusQueued, Provider: provider, Detail: detail, ErrorCode: code})
+	}
+}
+
+func failTx(tx core.App, rec *core.Record, reason, message, code string, attempt int, provider string) error {
+	rec.Set("status", providers.StatusFailed)
+	rec.Set("status_reason", reason)
+	rec.Set("error_code", code)
+	rec.Set("error_message", truncate(message, 1000))
+	rec.Set("next_attempt_at", "")
+	if err := tx.Save(rec); err != nil {
+		return fmt.Errorf("failed to mark message failed: %w", err)
+	}
+	return writeLog(tx, logEntry{Message: rec.Id, Event: "failed", Status: providers.StatusFailed, Provider: provider, ErrorCode: code,
+		Detail: map[string]any{"attempt": attempt, "reason": reason, "error_message": truncate(message, 300)}})
+}
+
+// markSent records an accepted send. If a delivery report overtook it, the status stays
+// where the report put it and only the provider's details are filled in.
+func markSent(tx core.App, rec *core.Record, provider string, r *providers.Receipt, reconciled string) error {
+	if r == nil {
+		r = &providers.Receipt{}
+	}
+	cur := rec.GetString("status")
+	if cur == providers.StatusCanceled || cur == providers.StatusSkipped {
+		return nil
+	}
+	rec.Set("provider", provider)
+	if r.ProviderMessageID != "" {
+		rec.Set("provider_message_id", r.ProviderMessageID)
+	}
+	if r.Segments > 0 {
+		rec.Set("segments", r.Segments) // the provider's billed count beats our estimate
+	}
+	if r.Cost > 0 {
+		rec.Set("cost", r.Cost)
+		rec.Set("currency", r.Currency)
+	}
+	status := cur
+	if rank[cur] < rank[providers.StatusSent] || cur == providers.StatusFailed {
+		status = providers.StatusSent
+		if rank[r.Status] > rank[status] {
+			status = r.Status
+		}
+		rec.Set("status", status)
+		rec.Set("status_reason", "")
+		rec.Set("error_code", "")
+		rec.Set("error_message", "")
+		rec.Set("next_attempt_at", "")
+	}
+	if rec.GetDateTime("sent_at").IsZero() {
+		rec.Set("sent_at", types.NowDateTime())
+	}
+	if err := tx.Save(rec); err != nil {
+		return fmt.Errorf("failed to mark message sent: %w", err)
+	}
+	detail := map[string]any{"attempt": rec.GetInt("attempts"), "provider_message_id": r.ProviderMessageID}
+	if reconciled != "" {
+		detail["reconciled"] = reconciled
+	}
+	return writeLog(tx, logEntry{Message: rec.Id, Event: "sent", Status: status, Provider: provider, Detail: detail})
+}
+
+// backoff doubles from RetryBackoff per attempt, with ±20% jitter so that a provider
+// outage does not end in a synchronized stampede; a vendor's Retry-After wins if longer.
+func (s *Service) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := s.cfg.RetryBackoff << min(max(attempt-1, 0), 10)
+	d = min(d, time.Hour)
+	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return max(d, retryAfter)
+}
+
+// sweep moves due scheduled messages to the queue and settles rows whose lease expired.
+func (d *Dispatcher) sweep(ctx context.Context) {
+	if err := d.promoteScheduled(); err != nil {
+		d.s.app.Logger().Error("failed to queue due scheduled messages", "error", err)
+	}
+	d.settleExpired(ctx, false)
+}
+
+func (d *Dispatcher) promoteScheduled() error {
+	for {
+		n := 0
+		err := d.s.app.RunInTransaction(func(tx core.App) error {
+			recs, err := tx.FindRecordsByFilter("messages", "status = 'scheduled' && next_attempt_at <= {:now}", "next_attempt_at", 500, 0, dbx.Params{"now": formatTime(time.Now().UTC())})
+			if err != nil {
+				return err
+			}
+			n = len(recs)
+			for _, r := range recs {
+				r.Set("status", providers.StatusQueued)
+				if err := tx.Save(r); err != nil {
+					return err
+				}
+				if err := writeLog(tx, logEntry{Message: r.Id, Event: "queued", Status: providers.StatusQueued, Detail: map[string]any{"reason": "send_at reached"}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || n < 500 {
+			return err
+		}
+	}
+}
+
+// recoverOrphans settles every row left "sending" by a previous process at once: one
+// appliance process owns a data folder, so on start no live worker holds any lease.
+func (d *Dispatcher) recoverOrphans() {
+	d.settleExpired(context.Background(), true)
+}
+
+// settleExpired reconciles rows whose lease ended (or, on start, every "sending" row):
+// found at the provider means sent; otherwise they are queued again while attempts remain.
+func (d *Dispatcher) settleExpired(ctx context.Context, all bool) {
+	filter := "status = 'sending' && next_attempt_at <= {:now}"
+	if all {
+		filter = "status = 'sending'"
+	}
+	for ctx.Err() == nil {
+		recs, err := d.s.app.FindRecordsByFilter("messages", filter, "next_attempt_at", 100, 0, dbx.Params{"now": formatTime(time.Now().UTC())})
+		if err != nil {
+			d.s.app.Logger().Error("failed to find expired leases", "error", err)
+			return
+		}
+		for _, r := range recs {
+			d.settleOne(r)
+		}
+		if len(recs) < 100 {
+			return
+		}
+	}
+}
+
+func (d *Dispatcher) settleOne(r *core.Record) {
+	claimedAt := r.GetDateTime("next_attempt_at").Time().Add(-d.s.cfg.Lease)
+	provider := r.GetString("provider")
+	p, ok := d.s.Router.Provider(provider)
+	var receipt *providers.Receipt
+	var outcome string
+	var sendErr error = &providers.Error{Provider: provider, Class: providers.ErrUnknown, Message: "the lease expired before the send outcome was recorded"}
+	if ok {
+		if msg, err := d.s.providerMessage(r, claimedAt); err == nil {
+			receipt, sendErr, outcome = d.reconcile(p, msg, sendErr)
+		}
+	}
+	if outcome == "unsupported" {
+		// The provider cannot say whether it has the message; sending again risks a
+		// duplicate, never a loss.
+		sendErr = &providers.Error{Provider: provider, Class: providers.ErrRetryable, Message: "the lease expired; the provider cannot reconcile, so the message is sent again", Err: sendErr}
+	}
+	leaseEnd := r.GetString("next_attempt_at")
+	err := d.s.app.RunInTransaction(func(tx core.App) error {
+		rec, err := tx.FindRecordById("messages", r.Id)
+		if err != nil {
+			return err
+		}
+		if rec.GetString("status") != providers.StatusSending || rec.GetString("next_attempt_at") != leaseEnd {
+			return nil
+		}
+		if err := writeLog(tx, logEntry{Message: rec.Id, Event: "lease_expired", Status: providers.StatusSending, Provider: provider, Detail: map[string]any{"attempt": rec.GetInt("attempts"), "reconciled": outcome}}); err != nil {
+			return err
+		}
+		if sendErr == nil {
+			return markSent(tx, rec, provider, receipt, outcome)
+		}
+		return d.s.settleFailure(tx, rec, provider, sendErr, outcome)
+	})
+	if err != nil {
+		d.s.app.Logger().Error("failed to settle an expired lease", "message", r.Id, "error", err)
+	}
+}
+
+// providerMessage builds what a provider needs from a message row.
+func (s *Service) providerMessage(rec *core.Record, claimedAt time.Time) (*providers.Message, error) {
+	m := &providers.Message{
+		ID:        rec.Id,
+		Channel:   rec.GetString("channel"),
+		To:        rec.GetString("to"),
+		Body:      rec.GetString("body"),
+		Subject:   rec.GetString("subject"),
+		Language:  rec.GetString("language"),
+		Segments:  rec.GetInt("segments"),
+		ClaimedAt: claimedAt,
+	}
+	if m.Channel == providers.ChannelEmail {
+		return m, nil
+	}
+	clinic, err := s.app.FindRecordById("clinics", rec.GetString("clinic"))
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the message's clinic: %w", err)
+	}
+	if m.Channel == providers.ChannelSMS {
+		m.From = clinic.GetString("sms_sender")
+	} else {
+		m.From = clinic.GetString("whatsapp_sender")
+	}
+	if code := rec.GetString("template"); code != "" && m.Channel == providers.ChannelWhatsApp {
+		tpl, err := findTemplate(s.app, clinic.Id, code)
+		if err != nil {
+			return nil, err
+		}
+		if tpl != nil {
+			if sid := tpl.GetString("whatsapp_content_sid_" + m.Language); sid != "" {
+				m.ContentSID = sid
+				m.ContentVariables = contentVariables(tpl.GetString("body_"+m.Language), rec)
+			}
+		}
+	}
+	return m, nil
+}
+
+// contentVariables numbers a template's {{variables}} in order of first use, the way an
+// approved WhatsApp content template numbers its placeholders.
+func contentVariables(body string, rec *core.Record) map[string]string {
+	vars := map[string]any{}
+	if raw, ok := rec.Get("context").(types.JSONRaw); ok && len(raw) > 0 {
+		_ = json.Unmarshal(raw, &vars) // checked when the message was created
+	}
+	out := map[string]string{}
+	for i, name := range placeholders(body) {
+		out[fmt.Sprint(i+1)] = stringify(vars[name])
+	}
+	return out
+}
+
+// formatTime writes t the way PocketBase stores dates, so string comparison orders them.
+func formatTime(t time.Time) string {
+	return t.UTC().Format(types.DefaultDateLayout)
+}

@@ -1,0 +1,397 @@
+package hooks
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/types"
+)
+
+// Body limits per channel, in characters: the providers' own limits.
+const (
+	maxSMSBody      = 1600
+	maxWhatsAppBody = 4096
+	maxEmailBody    = 20000
+)
+
+var (
+	channels   = []string{providers.ChannelSMS, providers.ChannelWhatsApp, providers.ChannelEmail}
+	categories = []string{"reminder", "confirmation", "cancellation", "results", "general", "marketing"}
+)
+
+// auditKey holds, on a record being created over HTTP, who asked for it. It is custom data
+// on the record, never a field, so clients cannot set it.
+const auditKey = "@clinicmsg.audit"
+
+type audit struct {
+	IP        string
+	UserAgent string
+	User      string
+}
+
+// onMessageCreate checks, normalises and renders a message before it is inserted, decides
+// its first status, and writes the first audit row in the same transaction. It runs for
+// every create: REST, admin UI and Go.
+func (s *Service) onMessageCreate(e *core.RecordEvent) error {
+	rec := e.Record
+	clinic, err := s.clinicOf(e.App, rec.GetString("clinic"))
+	if err != nil {
+		return err
+	}
+
+	channel := rec.GetString("channel")
+	if !slices.Contains(channels, channel) {
+		return badField("channel", "validation_invalid_channel", fmt.Sprintf("channel must be one of %s", strings.Join(channels, ", ")))
+	}
+
+	if err := s.normalizeRecipient(rec, clinic); err != nil {
+		return err
+	}
+
+	if key := rec.GetString("idempotency_key"); key != "" {
+		existing, err := e.App.FindFirstRecordByFilter("messages", "clinic = {:c} && idempotency_key = {:k}", dbx.Params{"c": clinic.Id, "k": key})
+		if err == nil {
+			return fieldError(http.StatusConflict, "idempotency_key", "validation_not_unique",
+				fmt.Sprintf("idempotency_key was already used by message %s; nothing was sent again", existing.Id))
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("failed to check idempotency_key: %w", err)
+		}
+	}
+
+	if c := rec.GetString("category"); c != "" && !slices.Contains(categories, c) {
+		return badField("category", "validation_invalid_category", fmt.Sprintf("category must be one of %s", strings.Join(categories, ", ")))
+	}
+	if l := rec.GetString("language"); l != "" && l != "en" && l != "ar" {
+		return badField("language", "validation_invalid_language", "language must be en or ar")
+	}
+
+	pref, err := findPreference(e.App, clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to"))
+	if err != nil {
+		return err
+	}
+
+	if err := s.renderContent(e.App, rec, clinic, pref); err != nil {
+		return err
+	}
+	if err := checkBody(rec); err != nil {
+		return err
+	}
+
+	encoding, segments := "", 1
+	if channel != providers.ChannelEmail {
+		encoding, segments = providers.Segments(rec.GetString("body"))
+		if channel == providers.ChannelWhatsApp {
+			segments = 1
+		}
+	}
+
+	// Whatever the caller sent, the appliance owns these.
+	for _, f := range []string{"status_reason", "provider", "provider_message_id", "error_code", "error_message", "currency", "sent_at", "delivered_at", "read_at", "next_attempt_at"} {
+		rec.Set(f, "")
+	}
+	rec.Set("attempts", 0)
+	rec.Set("cost", 0)
+	rec.Set("encoding", encoding)
+	rec.Set("segments", segments)
+
+	now := types.NowDateTime()
+	status, reason := providers.StatusQueued, ""
+	if r := skipReason(pref, channel, rec.GetString("category")); r != "" {
+		status, reason = providers.StatusSkipped, r
+	} else if sendAt := rec.GetDateTime("send_at"); !sendAt.IsZero() && sendAt.Time().After(now.Time()) {
+		status = providers.StatusScheduled
+		rec.Set("next_attempt_at", sendAt)
+	} else {
+		rec.Set("next_attempt_at", now)
+	}
+	rec.Set("status", status)
+	rec.Set("status_reason", reason)
+
+	var who audit
+	if a, ok := rec.GetRaw(auditKey).(audit); ok {
+		who = a
+	}
+
+	return e.App.RunInTransaction(func(tx core.App) error {
+		e.App = tx
+		if err := e.Next(); err != nil {
+			return err
+		}
+		detail := map[string]any{"channel": channel, "segments": segments}
+		if who.User != "" {
+			detail["user"] = who.User
+		}
+		if t := rec.GetString("template"); t != "" {
+			detail["template"] = t
+		}
+		if reason != "" {
+			detail["reason"] = reason
+		}
+		return writeLog(tx, logEntry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent})
+	})
+}
+
+func (s *Service) clinicOf(app core.App, id string) (*core.Record, error) {
+	if id == "" {
+		return nil, badField("clinic", "validation_required", "clinic is required")
+	}
+	clinic, err := app.FindRecordById("clinics", id)
+	if err != nil {
+		return nil, badField("clinic", "validation_invalid_clinic", fmt.Sprintf("clinic %q does not exist", id))
+	}
+	return clinic, nil
+}
+
+func (s *Service) regionOf(clinic *core.Record) string {
+	if c := clinic.GetString("country"); c != "" {
+		return c
+	}
+	return s.cfg.DefaultRegion
+}
+
+func (s *Service) normalizeRecipient(rec *core.Record, clinic *core.Record) error {
+	to := rec.GetString("to")
+	if strings.TrimSpace(to) == "" {
+		return badField("to", "validation_required", "to is required")
+	}
+	if rec.GetString("channel") == providers.ChannelEmail {
+		addr, err := normalizeEmail(to)
+		if err != nil {
+			return badField("to", "validation_invalid_email", "to is not a valid email address")
+		}
+		rec.Set("to", addr)
+		return nil
+	}
+	e164, err := normalizePhone(to, s.regionOf(clinic))
+	if errors.Is(err, errNotMobile) {
+		return badField("to", "validation_not_mobile", "to is not a mobile number and cannot receive messages")
+	}
+	if err != nil {
+		return badField("to", "validation_invalid_phone", "to is not a valid phone number")
+	}
+	rec.Set("to", e164)
+	return nil
+}
+
+// renderContent fills body (and subject) from the template, if one is named, and settles
+// the message's language and category.
+func (s *Service) renderContent(app core.App, rec, clinic, pref *core.Record) error {
+	clinicLang := clinic.GetString("default_language")
+	if clinicLang == "" {
+		clinicLang = "en"
+	}
+	lang := rec.GetString("language")
+	if lang == "" && pref != nil {
+		lang = pref.GetString("language")
+	}
+	if lang == "" {
+		lang = clinicLang
+	}
+
+	code := rec.GetString("template")
+	if code == "" {
+		if strings.TrimSpace(rec.GetString("body")) == "" {
+			return badField("body", "validation_required", "either body or template is required")
+		}
+		if rec.GetString("channel") == providers.ChannelEmail && strings.TrimSpace(rec.GetString("subject")) == "" {
+			return badField("subject", "validation_required", "subject is required for an email without a template")
+		}
+		rec.Set("language", lang)
+		return nil
+	}
+
+	tpl, err := findTemplate(app, clinic.Id, code)
+	if err != nil {
+		return err
+	}
+	if tpl == nil {
+		return badField("template", "validation_unknown_template", fmt.Sprintf("template %q does not exist", code))
+	}
+	if !tpl.GetBool("active") {
+		return badField("template", "validation_inactive_template", fmt.Sprintf("template %q is not active", code))
+	}
+	if tc := tpl.GetString("channel"); tc != "any" && tc != rec.GetString("channel") {
+		return badField("template", "validation_template_channel", fmt.Sprintf("template %q is for the %s channel", code, tc))
+	}
+
+	// The message's language if the template has it, else the clinic's, else English.
+	used := ""
+	for _, l := range []string{lang, clinicLang, "en"} {
+		if strings.TrimSpace(tpl.GetString("body_"+l)) != "" {
+			used = l
+			break
+		}
+	}
+	if used == "" {
+		return badField("template", "validation_template_empty", fmt.Sprintf("template %q has no body in %s, %s or en", code, lang, clinicLang))
+	}
+
+	vars := map[string]any{}
+	if raw, ok := rec.Get("context").(types.JSONRaw); ok && len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &vars); err != nil {
+			return badField("context", "validation_invalid_context", "context must be a JSON object of template variables")
+		}
+	}
+	if _, ok := vars["clinic_name"]; !ok {
+		vars["clinic_name"] = clinic.GetString("name")
+	}
+
+	body, err := render(tpl.GetString("body_"+used), vars)
+	if err != nil {
+		return badField("context", "validation_missing_variable", fmt.Sprintf("template %q needs %s", code, err))
+	}
+	rec.Set("body", body)
+	if rec.GetString("channel") == providers.ChannelEmail {
+		subject := tpl.GetString("subject_" + used)
+		if subject == "" {
+			subject = tpl.GetString("subject_en")
+		}
+		if subject == "" {
+			subject = clinic.GetString("name")
+		}
+		subject, err = render(subject, vars)
+		if err != nil {
+			return badField("context", "validation_missing_variable", fmt.Sprintf("template %q subject needs %s", code, err))
+		}
+		rec.Set("subject", subject)
+	}
+	rec.Set("language", used)
+	if rec.GetString("category") == "" {
+		rec.Set("category", tpl.GetString("category"))
+	}
+	return nil
+}
+
+// findTemplate returns the clinic's own template with code, else the shared one, else nil.
+func findTemplate(app core.App, clinicID, code string) (*core.Record, error) {
+	recs, err := app.FindRecordsByFilter("templates", "code = {:code} && (clinic = {:c} || clinic = '')", "", 2, 0, dbx.Params{"code": code, "c": clinicID})
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up template: %w", err)
+	}
+	var shared *core.Record
+	for _, r := range recs {
+		if r.GetString("clinic") == clinicID {
+			return r, nil
+		}
+		shared = r
+	}
+	return shared, nil
+}
+
+func checkBody(rec *core.Record) error {
+	n := utf8.RuneCountInString(rec.GetString("body"))
+	limit := maxEmailBody
+	switch rec.GetString("channel") {
+	case providers.ChannelSMS:
+		limit = maxSMSBody
+	case providers.ChannelWhatsApp:
+		limit = maxWhatsAppBody
+	}
+	if n > limit {
+		return badField("body", "validation_body_too_long", fmt.Sprintf("body has %d characters; the %s limit is %d", n, rec.GetString("channel"), limit))
+	}
+	return nil
+}
+
+// findPreference returns the patient's preferences in the clinic: by patient id first,
+// then by the phone number or email address the message goes to.
+func findPreference(app core.App, clinicID, patientID, channel, to string) (*core.Record, error) {
+	try := func(filter string, params dbx.Params) (*core.Record, error) {
+		r, err := app.FindFirstRecordByFilter("preferences", filter, params)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to look up preferences: %w", err)
+		}
+		return r, nil
+	}
+	if patientID != "" {
+		if r, err := try("clinic = {:c} && patient_id = {:p}", dbx.Params{"c": clinicID, "p": patientID}); r != nil || err != nil {
+			return r, err
+		}
+	}
+	if channel == providers.ChannelEmail {
+		return try("clinic = {:c} && email = {:e}", dbx.Params{"c": clinicID, "e": to})
+	}
+	return try("clinic = {:c} && phone = {:p}", dbx.Params{"c": clinicID, "p": to})
+}
+
+// skipReason says why preferences forbid this message, or "" if they allow it.
+func skipReason(pref *core.Record, channel, category string) string {
+	if pref == nil {
+		return ""
+	}
+	if pref.GetBool("opted_out") {
+		return "opted_out: the patient opted out of messages"
+	}
+	field := channel
+	if channel == providers.ChannelEmail {
+		field = "email_enabled"
+	}
+	if !pref.GetBool(field) {
+		return fmt.Sprintf("channel_disabled: the patient turned off %s", channel)
+	}
+	if category == "" {
+		category = "general"
+	}
+	var cats map[string]bool
+	if raw, ok := pref.Get("categories").(types.JSONRaw); ok && len(raw) > 0 {
+		_ = json.Unmarshal(raw, &cats) // a malformed map allows everything rather than silencing a patient
+	}
+	if allowed, ok := cats[category]; ok && !allowed {
+		return fmt.Sprintf("category_disabled: the patient turned off %s messages", category)
+	}
+	return ""
+}
+
+// logEntry is one row of a message's audit trail.
+type logEntry struct {
+	Message   string
+	Event     string
+	Status    string
+	Provider  string
+	Detail    map[string]any
+	ErrorCode string
+	IP        string
+	UserAgent string
+}
+
+func writeLog(app core.App, l logEntry) error {
+	col, err := app.FindCachedCollectionByNameOrId("message_logs")
+	if err != nil {
+		return fmt.Errorf("failed to find message_logs: %w", err)
+	}
+	r := core.NewRecord(col)
+	r.Set("message", l.Message)
+	r.Set("event", l.Event)
+	r.Set("status", l.Status)
+	r.Set("provider", l.Provider)
+	if l.Detail != nil {
+		r.Set("detail", l.Detail)
+	}
+	r.Set("error_code", l.ErrorCode)
+	r.Set("ip", l.IP)
+	if len(l.UserAgent) > 300 {
+		l.UserAgent = l.UserAgent[:300]
+	}
+	r.Set("user_agent", l.UserAgent)
+	if err := app.Save(r); err != nil {
+		return fmt.Errorf("failed to write message log: %w", err)
+	}
+	return nil
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }

@@ -1,0 +1,53 @@
+package hooks
+
+import (
+	"errors"
+	"net/mail"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+var errNotMobile = errors.New("not a mobile number")
+
+// normalizePhone returns the E.164 form of a phone number written the way patients and
+// clinic systems write them (local 05…, 00966…, spaces, Arabic-Indic digits), read in
+// region when it has no country code.
+func normalizePhone(raw, region string) (string, error) {
+	s := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(raw), "whatsapp:"))
+	if s == "" {
+		return "", errors.New("empty phone number")
+	}
+	n, err := phonenumbers.Parse(s, region)
+	if err != nil {
+		return "", err
+	}
+	if !phonenumbers.IsValidNumber(n) {
+		return "", errors.New("not a valid phone number")
+	}
+	switch phonenumbers.GetNumberType(n) {
+	case phonenumbers.FIXED_LINE, phonenumbers.TOLL_FREE, phonenumbers.SHARED_COST, phonenumbers.PREMIUM_RATE, phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL:
+		return "", errNotMobile
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), nil
+}
+
+// normalizeEmail returns the bare address of a single recipient.
+func normalizeEmail(raw string) (string, error) {
+	a, err := mail.ParseAddress(strings.TrimSpace(raw))
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(a.Address[strings.LastIndex(a.Address, "@")+1:], ".") {
+		return "", errors.New("the domain has no dot")
+	}
+	return strings.ToLower(a.Address), nil
+}
+
+// maskPhone keeps a phone number recognisable in logs without revealing it.
+func maskPhone(p string) string {
+	if len(p) <= 4 {
+		return "****"
+	}
+	return strings.Repeat("*", len(p)-4) + p[len(p)-4:]
+}

@@ -1,0 +1,122 @@
+package hooks
+
+import (
+	"fmt"
+	"net/mail"
+
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/pocketbase/pocketbase/tools/mailer"
+)
+
+// Service is clinicmsg bound to one PocketBase app.
+type Service struct {
+	app        core.App
+	cfg        Config
+	Router     *providers.Router
+	Dispatcher *Dispatcher
+	mock       *providers.Mock
+}
+
+// Register binds every hook, route and background worker of clinicmsg to app. The
+// dispatcher starts when the app serves (not for CLI commands such as migrate); tests may
+// call Service.Dispatcher.Start themselves.
+func Register(app core.App, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	s := &Service{app: app, cfg: cfg}
+	if err := s.buildRouter(); err != nil {
+		return nil, err
+	}
+	s.Dispatcher = newDispatcher(s)
+
+	app.OnRecordCreate("clinics").BindFunc(s.onClinicSave)
+	app.OnRecordUpdate("clinics").BindFunc(s.onClinicSave)
+	app.OnRecordCreate("preferences").BindFunc(s.onPreferenceSave)
+	app.OnRecordUpdate("preferences").BindFunc(s.onPreferenceSave)
+	app.OnRecordCreateRequest(clinicScoped...).BindFunc(s.onScopedCreateRequest)
+	app.OnRecordCreate("messages").BindFunc(s.onMessageCreate)
+	app.OnRecordAfterCreateSuccess("messages").BindFunc(func(e *core.RecordEvent) error {
+		if e.Record.GetString("status") == providers.StatusQueued {
+			s.Dispatcher.Wake()
+		}
+		return e.Next()
+	})
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.BindFunc(s.guardClinicWrites)
+		s.registerRoutes(se)
+		s.Dispatcher.Start()
+		return se.Next()
+	})
+
+	// Stop before PocketBase closes the database (its own handler runs in e.Next).
+	app.OnTerminate().Bind(&hook.Handler[*core.TerminateEvent]{
+		Func: func(e *core.TerminateEvent) error {
+			s.Stop()
+			return e.Next()
+		},
+		Priority: -100,
+	})
+	return s, nil
+}
+
+// Stop stops the dispatcher (in-flight sends finish or are written back) and drops pending
+// mock delivery reports.
+func (s *Service) Stop() {
+	s.Dispatcher.Stop()
+	if s.mock != nil {
+		s.mock.Close()
+	}
+}
+
+func (s *Service) buildRouter() error {
+	r := providers.NewRouter()
+	s.mock = &providers.Mock{
+		DeliverAfter: s.cfg.MockDeliverAfter,
+		Logger:       s.app.Logger(),
+		Report: func(u providers.StatusUpdate) {
+			if _, err := s.ApplyStatus(u, "mock", "mock_dlr"); err != nil {
+				s.app.Logger().Warn("failed to apply mock delivery report", "message", u.MessageID, "error", err)
+			}
+		},
+	}
+	r.Register("mock", s.mock)
+	r.Register("email", &providers.Email{
+		NewMailer: func() mailer.Mailer { return s.app.NewMailClient() },
+		From: func() mail.Address {
+			meta := s.app.Settings().Meta
+			return mail.Address{Name: meta.SenderName, Address: meta.SenderAddress}
+		},
+	})
+	for _, name := range []string{s.cfg.SMSProvider, s.cfg.WhatsAppProvider, s.cfg.SMSFallbackProvider} {
+		if name == "" || name == "mock" {
+			continue
+		}
+		if _, ok := r.Provider(name); ok {
+			continue
+		}
+		p, err := s.vendorProvider(name)
+		if err != nil {
+			return err
+		}
+		r.Register(name, p)
+	}
+	if err := r.SetRoute(providers.ChannelSMS, providers.Route{Primary: s.cfg.SMSProvider, Fallback: s.cfg.SMSFallbackProvider}); err != nil {
+		return err
+	}
+	if err := r.SetRoute(providers.ChannelWhatsApp, providers.Route{Primary: s.cfg.WhatsAppProvider}); err != nil {
+		return err
+	}
+	if err := r.SetRoute(providers.ChannelEmail, providers.Route{Primary: "email"}); err != nil {
+		return err
+	}
+	s.Router = r
+	return nil
+}
+
+// vendorProvider builds a real vendor's adapter from the settings.
+func (s *Service) vendorProvider(name string) (providers.Provider, error) {
+	return nil, fmt.Errorf("provider %q is not available; use twilio, unifonic or mock", name)
+}

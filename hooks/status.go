@@ -1,0 +1,143 @@
+package hooks
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/types"
+)
+
+// rank orders the statuses a provider can move a message through. A report applies only if
+// it ranks above the current status, so a late "sent" never overwrites "delivered" and a
+// repeated report is a no-op. failed and undelivered rank below delivered because a
+// delivery receipt is the stronger evidence.
+var rank = map[string]int{
+	providers.StatusScheduled:   0,
+	providers.StatusQueued:      1,
+	providers.StatusSending:     2,
+	providers.StatusSent:        3,
+	providers.StatusFailed:      4,
+	providers.StatusUndelivered: 4,
+	providers.StatusDelivered:   5,
+	providers.StatusRead:        6,
+}
+
+// isFinal reports whether nothing more will happen to a message on its own.
+func isFinal(status string) bool {
+	switch status {
+	case providers.StatusDelivered, providers.StatusRead, providers.StatusFailed,
+		providers.StatusUndelivered, providers.StatusCanceled, providers.StatusSkipped:
+		return true
+	}
+	return false
+}
+
+var errMessageNotFound = errors.New("no message matches this status report")
+
+// ApplyStatus applies a provider's status report (webhook, poll, mock delivery report) to
+// its message and appends one log row if the status changed. source names where the report
+// came from, for the audit trail.
+func (s *Service) ApplyStatus(u providers.StatusUpdate, provider, source string) (bool, error) {
+	var changed bool
+	err := s.app.RunInTransaction(func(tx core.App) error {
+		rec, err := findReported(tx, u)
+		if err != nil {
+			return err
+		}
+		changed, err = applyStatus(tx, rec, u, provider, source)
+		return err
+	})
+	return changed, err
+}
+
+func findReported(app core.App, u providers.StatusUpdate) (*core.Record, error) {
+	var rec *core.Record
+	var err error
+	switch {
+	case u.MessageID != "":
+		rec, err = app.FindRecordById("messages", u.MessageID)
+	case u.ProviderMessageID != "":
+		rec, err = app.FindFirstRecordByFilter("messages", "provider_message_id = {:id}", dbx.Params{"id": u.ProviderMessageID})
+	default:
+		return nil, errMessageNotFound
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errMessageNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to find reported message: %w", err)
+	}
+	return rec, nil
+}
+
+// applyStatus moves rec forward to u.Status inside tx, monotonically.
+func applyStatus(tx core.App, rec *core.Record, u providers.StatusUpdate, provider, source string) (bool, error) {
+	cur := rec.GetString("status")
+	next := u.Status
+	nextRank, known := rank[next]
+	if !known || cur == providers.StatusCanceled || cur == providers.StatusSkipped || nextRank <= rank[cur] {
+		return false, nil
+	}
+	at := types.NowDateTime()
+	if !u.At.IsZero() {
+		if dt, err := types.ParseDateTime(u.At); err == nil {
+			at = dt
+		}
+	}
+	rec.Set("status", next)
+	if rec.GetString("provider_message_id") == "" && u.ProviderMessageID != "" {
+		rec.Set("provider_message_id", u.ProviderMessageID)
+	}
+	if rec.GetString("provider") == "" && provider != "" {
+		rec.Set("provider", provider)
+	}
+	if rec.GetDateTime("sent_at").IsZero() {
+		rec.Set("sent_at", at)
+	}
+	switch next {
+	case providers.StatusDelivered:
+		rec.Set("delivered_at", at)
+	case providers.StatusRead:
+		rec.Set("read_at", at)
+		if rec.GetDateTime("delivered_at").IsZero() {
+			rec.Set("delivered_at", at)
+		}
+	case providers.StatusFailed, providers.StatusUndelivered:
+		rec.Set("error_code", u.ErrorCode)
+		rec.Set("error_message", truncate(u.ErrorMessage, 1000))
+		rec.Set("status_reason", "reported "+next+" by "+provider)
+	}
+	rec.Set("next_attempt_at", "")
+	if u.Segments > 0 {
+		rec.Set("segments", u.Segments)
+	}
+	if u.Cost > 0 {
+		rec.Set("cost", u.Cost)
+		rec.Set("currency", u.Currency)
+	}
+	if err := tx.Save(rec); err != nil {
+		return false, fmt.Errorf("failed to save reported status: %w", err)
+	}
+	detail := map[string]any{"source": source, "previous": cur}
+	if u.ProviderStatus != "" {
+		detail["provider_status"] = u.ProviderStatus
+	}
+	if u.ErrorMessage != "" {
+		detail["error_message"] = truncate(u.ErrorMessage, 300)
+	}
+	err := writeLog(tx, logEntry{Message: rec.Id, Event: "status", Status: next, Provider: provider, Detail: detail, ErrorCode: u.ErrorCode})
+	return err == nil, err
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}

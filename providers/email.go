@@ -1,0 +1,84 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"net/mail"
+	"net/textproto"
+	"os/exec"
+	"strings"
+
+	"github.com/pocketbase/pocketbase/tools/mailer"
+)
+
+// Email sends the email channel through the appliance's mailer (PocketBase's SMTP settings).
+type Email struct {
+	// NewMailer returns the mailer to use for one send, so that changed SMTP settings apply
+	// without a restart.
+	NewMailer func() mailer.Mailer
+	// From returns the sender address (the admin UI's "sender" settings).
+	From func() mail.Address
+	// Domain names the Message-ID domain; default "clinicmsg.local".
+	Domain string
+}
+
+var _ Provider = (*Email)(nil)
+
+// Send mails one message. SMTP 4xx replies and refused connections are retryable, 5xx
+// replies permanent; anything else may have reached the server, so it is unknown.
+func (p *Email) Send(ctx context.Context, m *Message) (*Receipt, error) {
+	if m.Channel != ChannelEmail {
+		return nil, &Error{Provider: "email", Class: ErrPermanent, Message: "the email provider only sends the email channel"}
+	}
+	domain := p.Domain
+	if domain == "" {
+		domain = "clinicmsg.local"
+	}
+	msgID := "<" + m.ID + "@" + domain + ">"
+	body := html.EscapeString(m.Body)
+	body = strings.ReplaceAll(body, "\n", "<br>\n")
+	dir := ""
+	if m.Language == "ar" {
+		dir = ` dir="rtl"`
+	}
+	msg := &mailer.Message{
+		From:    p.From(),
+		To:      []mail.Address{{Address: m.To}},
+		Subject: m.Subject,
+		Text:    m.Body,
+		HTML:    "<div" + dir + ">" + body + "</div>",
+		Headers: map[string]string{"Message-ID": msgID},
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Provider: "email", Class: ErrRetryable, Message: "not sent: shutting down", Err: err}
+	}
+	if err := p.NewMailer().Send(msg); err != nil {
+		return nil, classifyMailError(err)
+	}
+	return &Receipt{ProviderMessageID: msgID, Status: StatusSent, Segments: 1}, nil
+}
+
+func classifyMailError(err error) error {
+	e := &Error{Provider: "email", Class: ErrUnknown, Err: fmt.Errorf("failed to send email: %w", err)}
+	var tp *textproto.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &tp):
+		e.Code = fmt.Sprint(tp.Code)
+		e.Message = tp.Msg
+		if tp.Code >= 500 {
+			e.Class = ErrPermanent
+		} else if tp.Code >= 400 {
+			e.Class = ErrRetryable
+		}
+	case errors.Is(err, exec.ErrNotFound):
+		e.Class = ErrPermanent
+		e.Message = "no mail transport: enable SMTP in the admin UI settings"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		e.Class = ErrRetryable
+	}
+	return e
+}
