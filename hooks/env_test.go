@@ -1,0 +1,350 @@
+package hooks_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"clinicmsg/hooks"
+	_ "clinicmsg/pb_migrations"
+
+	"github.com/pocketbase/pocketbase/apis"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tests"
+)
+
+// templateDir is a data folder migrated once; every test app starts from a copy of it.
+var templateDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "clinicmsg-template-")
+	if err != nil {
+		panic(err)
+	}
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dir})
+	if err != nil {
+		panic(err)
+	}
+	// NewTestAppWithConfig migrated a clone; seed it once (password hashing is slow) and
+	// keep it as the template.
+	templateDir = app.DataDir()
+	if _, err := hooks.Register(app, testConfig()); err != nil {
+		panic(err)
+	}
+	seedData(app)
+	if err := app.ClearBootstrap(); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.RemoveAll(templateDir)
+	os.Exit(code)
+}
+
+// testConfig makes every timer of the appliance short enough for tests.
+func testConfig() hooks.Config {
+	return hooks.Config{
+		SweepInterval:    50 * time.Millisecond,
+		RetryBackoff:     10 * time.Millisecond,
+		MockDeliverAfter: 30 * time.Millisecond,
+		Lease:            2 * time.Second,
+		SendTimeout:      2 * time.Second,
+		ShutdownGrace:    2 * time.Second,
+	}
+}
+
+// env is one appliance under test: a PocketBase test app with clinicmsg registered, served
+// over real HTTP on loopback, with two clinics and their users.
+type env struct {
+	t       testing.TB
+	app     *tests.TestApp
+	svc     *hooks.Service
+	srv     *httptest.Server
+	clinicA *core.Record
+	clinicB *core.Record
+	tokens  map[string]string // staffA, adminA, appA, staffB, adminB, superuser
+}
+
+type envOption func(*hooks.Config)
+
+func newEnv(t testing.TB, opts ...envOption) *env {
+	t.Helper()
+	return newEnvFrom(t, templateDir, opts...)
+}
+
+// newEnvFrom starts an appliance on a copy of dataDir, which holds the seeded clinics.
+func newEnvFrom(t testing.TB, dataDir string, opts ...envOption) *env {
+	t.Helper()
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := hooks.Register(app, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, app: app, svc: svc, tokens: map[string]string{}}
+	e.loadSeed()
+	e.serve()
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) close() {
+	if e.srv != nil {
+		e.srv.Close()
+		e.srv = nil
+	}
+	if e.app != nil {
+		e.app.Cleanup() // fires OnTerminate: the dispatcher stops before the database closes
+		e.app = nil
+	}
+}
+
+// serve triggers OnServe as `clinicmsg serve` does (routes, middleware, dispatcher) and
+// serves the router on a loopback port.
+func (e *env) serve() {
+	r, err := apis.NewRouter(e.app)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	se := &core.ServeEvent{App: e.app, Router: r}
+	err = e.app.OnServe().Trigger(se, func(se *core.ServeEvent) error {
+		mux, err := se.Router.BuildMux()
+		if err != nil {
+			return err
+		}
+		e.srv = httptest.NewServer(mux)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+var seedUsers = []struct{ name, clinic, role string }{
+	{"staffA", "Clinic A", "staff"}, {"adminA", "Clinic A", "admin"}, {"appA", "Clinic A", "app"},
+	{"staffB", "Clinic B", "staff"}, {"adminB", "Clinic B", "admin"}, {"nobody", "", "staff"},
+}
+
+// seedData adds two clinics, their users and a superuser to a fresh data folder.
+func seedData(app core.App) {
+	clinics := map[string]string{}
+	for _, c := range []map[string]any{{"name": "Clinic A"}, {"name": "Clinic B", "default_language": "ar"}} {
+		col, _ := app.FindCollectionByNameOrId("clinics")
+		rec := core.NewRecord(col)
+		rec.Load(c)
+		if err := app.Save(rec); err != nil {
+			panic(err)
+		}
+		clinics[rec.GetString("name")] = rec.Id
+	}
+	users, _ := app.FindCollectionByNameOrId("users")
+	for _, u := range seedUsers {
+		rec := core.NewRecord(users)
+		rec.SetEmail(strings.ToLower(u.name) + "@example.com")
+		rec.SetPassword("password123456")
+		rec.Set("clinic", clinics[u.clinic])
+		rec.Set("role", u.role)
+		if err := app.Save(rec); err != nil {
+			panic(err)
+		}
+	}
+	if _, err := app.FindAuthRecordByEmail(core.CollectionNameSuperusers, "test@example.com"); err != nil {
+		col, _ := app.FindCollectionByNameOrId(core.CollectionNameSuperusers)
+		su := core.NewRecord(col)
+		su.SetEmail("test@example.com")
+		su.SetPassword("password123456")
+		if err := app.Save(su); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// loadSeed finds the seeded clinics and signs every user in.
+func (e *env) loadSeed() {
+	e.t.Helper()
+	var err error
+	if e.clinicA, err = e.app.FindFirstRecordByData("clinics", "name", "Clinic A"); err != nil {
+		e.t.Fatal(err)
+	}
+	if e.clinicB, err = e.app.FindFirstRecordByData("clinics", "name", "Clinic B"); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, u := range seedUsers {
+		rec, err := e.app.FindAuthRecordByEmail("users", strings.ToLower(u.name)+"@example.com")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if e.tokens[u.name], err = rec.NewAuthToken(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	su, err := e.app.FindAuthRecordByEmail(core.CollectionNameSuperusers, "test@example.com")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if e.tokens["superuser"], err = su.NewAuthToken(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// save creates a record through the app (hooks included), failing the test on error.
+func (e *env) save(collection string, data map[string]any) *core.Record {
+	e.t.Helper()
+	rec, err := e.create(collection, data)
+	if err != nil {
+		e.t.Fatalf("failed to create %s: %v", collection, err)
+	}
+	return rec
+}
+
+func (e *env) create(collection string, data map[string]any) (*core.Record, error) {
+	col, err := e.app.FindCollectionByNameOrId(collection)
+	if err != nil {
+		return nil, err
+	}
+	rec := core.NewRecord(col)
+	rec.Load(data)
+	if p, ok := data["password"].(string); ok {
+		rec.SetPassword(p)
+	}
+	return rec, e.app.Save(rec)
+}
+
+// response is a decoded JSON answer.
+type response struct {
+	Status int
+	Body   map[string]any
+	Raw    string
+}
+
+func (r response) str(key string) string {
+	v, _ := r.Body[key].(string)
+	return v
+}
+
+// errorField returns the data key of a PocketBase error answer, if exactly one.
+func (r response) errorFields() []string {
+	data, _ := r.Body["data"].(map[string]any)
+	var keys []string
+	for k := range data {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func (e *env) do(method, path, who string, body any) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "clinicmsg-test/1.0")
+	if who != "" {
+		req.Header.Set("Authorization", e.tokens[who])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := response{Status: res.StatusCode, Raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+func (e *env) countMessages(filter string) int {
+	e.t.Helper()
+	n, err := e.app.CountRecords("messages")
+	if filter != "" {
+		recs, ferr := e.app.FindRecordsByFilter("messages", filter, "", 0, 0)
+		n, err = int64(len(recs)), ferr
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return int(n)
+}
+
+func (e *env) message(id string) *core.Record {
+	e.t.Helper()
+	rec, err := e.app.FindRecordById("messages", id)
+	if err != nil {
+		e.t.Fatalf("message %s: %v", id, err)
+	}
+	return rec
+}
+
+// logEvents lists a message's audit trail in insertion order as "event:status".
+func (e *env) logEvents(id string) []string {
+	e.t.Helper()
+	var rows []struct {
+		Event  string `db:"event"`
+		Status string `db:"status"`
+	}
+	err := e.app.DB().NewQuery("SELECT event, status FROM message_logs WHERE message = {:m} ORDER BY rowid").Bind(map[string]any{"m": id}).All(&rows)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Event + ":" + r.Status
+	}
+	return out
+}
+
+// waitStatus waits until the message reaches status.
+func (e *env) waitStatus(id, status string, within time.Duration) *core.Record {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		rec := e.message(id)
+		if rec.GetString("status") == status {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("message %s: expected status %s within %v, got %s (log %v)", id, status, within, rec.GetString("status"), e.logEvents(id))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func must(t testing.TB, cond bool, format string, args ...any) {
+	t.Helper()
+	if !cond {
+		t.Fatalf(format, args...)
+	}
+}
+
+var _ = fmt.Sprint
+
+func mustFind(t testing.TB, e *env, filter string) []*core.Record {
+	t.Helper()
+	recs, err := e.app.FindRecordsByFilter("messages", filter, "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
