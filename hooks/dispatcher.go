@@ -234,7 +234,12 @@ func (d *Dispatcher) reconcile(p providers.Provider, msg *providers.Message, sen
 	case receipt != nil:
 		return receipt, nil, "found"
 	default:
-		return nil, &providers.Error{Provider: "reconcile", Class: providers.ErrRetryable, Message: "the provider has no record of the attempt", Err: sendErr}, "not_found"
+		e := &providers.Error{Provider: "reconcile", Class: providers.ErrRetryable, Code: "not_found_at_provider", Message: "the provider has no record of the attempt", Err: sendErr}
+		if pe, ok := providers.AsError(sendErr); ok && pe.Code != "" {
+			e.Code = pe.Code
+			e.Message = pe.Message + "; the provider has no record of the attempt"
+		}
+		return nil, e, "not_found"
 	}
 }
 

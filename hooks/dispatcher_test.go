@@ -1,0 +1,259 @@
+package hooks_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"clinicmsg/hooks"
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tests"
+	"github.com/pocketbase/pocketbase/tools/types"
+)
+
+func TestMessageLifecycle(t *testing.T) {
+	e := newEnv(t)
+	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": "0501234567", "body": "Your appointment is tomorrow at 10:00"})
+	must(t, res.Status == 200 && res.str("status") == "queued", "expected queued, got %d: %s", res.Status, res.Raw)
+	rec := e.waitStatus(res.str("id"), "delivered", 5*time.Second)
+
+	want := []string{"created:queued", "sending:sending", "sent:sent", "status:delivered"}
+	must(t, slices.Equal(e.logEvents(rec.Id), want), "expected log %v, got %v", want, e.logEvents(rec.Id))
+	must(t, rec.GetString("provider") == "mock" && rec.GetString("provider_message_id") != "", "provider not recorded: %v", rec)
+	must(t, rec.GetInt("attempts") == 1, "expected 1 attempt, got %d", rec.GetInt("attempts"))
+	must(t, !rec.GetDateTime("sent_at").IsZero() && !rec.GetDateTime("delivered_at").IsZero(), "timestamps missing")
+
+	first, err := e.app.FindFirstRecordByFilter("message_logs", "message = {:m} && event = 'created'", map[string]any{"m": rec.Id})
+	must(t, err == nil, "no created log: %v", err)
+	must(t, first.GetString("ip") == "127.0.0.1" && first.GetString("user_agent") == "clinicmsg-test/1.0",
+		"the first log row must record the caller's IP and user agent, got %q %q", first.GetString("ip"), first.GetString("user_agent"))
+
+	// The caller's clinic sees the trail.
+	logs := e.do("GET", "/api/collections/message_logs/records?filter=message='"+rec.Id+"'", "staffA", nil)
+	must(t, int(logs.Body["totalItems"].(float64)) == 4, "expected 4 log rows over REST, got %v", logs.Body["totalItems"])
+}
+
+func TestDispatcherOutcomesOnMockTestNumbers(t *testing.T) {
+	e := newEnv(t)
+	scenarios := []struct {
+		to       string
+		status   string
+		attempts int
+		events   []string
+	}{
+		{providers.MockNumberPermanent, "failed", 1, []string{"created:queued", "sending:sending", "failed:failed"}},
+		{providers.MockNumberRetryable, "failed", 3, []string{"created:queued", "sending:sending", "retry_scheduled:queued", "sending:sending", "retry_scheduled:queued", "sending:sending", "failed:failed"}},
+		{providers.MockNumberFlaky, "delivered", 2, []string{"created:queued", "sending:sending", "retry_scheduled:queued", "sending:sending", "sent:sent", "status:delivered"}},
+		{providers.MockNumberUndelivered, "undelivered", 1, []string{"created:queued", "sending:sending", "sent:sent", "status:undelivered"}},
+		{providers.MockNumberUnknown, "failed", 3, []string{"created:queued", "sending:sending", "retry_scheduled:queued", "sending:sending", "retry_scheduled:queued", "sending:sending", "failed:failed"}},
+	}
+	for _, s := range scenarios {
+		t.Run(s.to, func(t *testing.T) {
+			res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": s.to, "body": "x"})
+			must(t, res.Status == 200, "create: %s", res.Raw)
+			rec := e.waitStatus(res.str("id"), s.status, 5*time.Second)
+			must(t, rec.GetInt("attempts") == s.attempts, "expected %d attempts, got %d", s.attempts, rec.GetInt("attempts"))
+			must(t, slices.Equal(e.logEvents(rec.Id), s.events), "expected log %v, got %v", s.events, e.logEvents(rec.Id))
+			if s.status == "failed" {
+				must(t, rec.GetString("error_code") != "" && rec.GetString("status_reason") != "", "a failure must say why: %v", rec)
+			}
+		})
+	}
+}
+
+func TestEmailGoesThroughTheMailer(t *testing.T) {
+	e := newEnv(t)
+	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "email", "to": "patient@example.com", "subject": "Results", "body": "Your results are ready."})
+	must(t, res.Status == 200, "create: %s", res.Raw)
+	rec := e.waitStatus(res.str("id"), "sent", 5*time.Second)
+	must(t, e.app.TestMailer.TotalSend() == 1, "expected one mail, got %d", e.app.TestMailer.TotalSend())
+	mail := e.app.TestMailer.LastMessage()
+	must(t, mail.To[0].Address == "patient@example.com" && mail.Subject == "Results" && mail.Text == "Your results are ready.", "wrong mail: %+v", mail)
+	must(t, rec.GetString("provider") == "email", "expected provider email, got %q", rec.GetString("provider"))
+}
+
+// TestRestartResumesWork: rows a stopped process left queued, or mid-send under a lease,
+// are sent after a restart, each exactly once.
+func TestRestartResumesWork(t *testing.T) {
+	// The first process: messages are stored, then it "dies" before its dispatcher runs.
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+	if _, err := hooks.Register(app, testConfig()); err != nil {
+		t.Fatal(err)
+	}
+	clinic, _ := app.FindFirstRecordByData("clinics", "name", "Clinic A")
+	col, _ := app.FindCollectionByNameOrId("messages")
+	var queued []string
+	for i := range 5 {
+		rec := core.NewRecord(col)
+		rec.Load(map[string]any{"clinic": clinic.Id, "channel": "sms", "to": fmt.Sprintf("05012345%02d", i), "body": "x"})
+		if err := app.Save(rec); err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, rec.Id)
+	}
+	// Two rows were claimed when the process died: one lease already expired, one not.
+	inFlight := queued[3:]
+	for i, id := range inFlight {
+		rec, _ := app.FindRecordById("messages", id)
+		rec.Set("status", "sending")
+		rec.Set("attempts", 1)
+		rec.Set("provider", "mock")
+		lease := time.Now().UTC().Add(-time.Second)
+		if i == 1 {
+			lease = time.Now().UTC().Add(time.Hour)
+		}
+		rec.Set("next_attempt_at", lease)
+		if err := app.Save(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dataDir := app.DataDir()
+	if err := app.ClearBootstrap(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restarted process on the same data folder.
+	e := newEnvFrom(t, dataDir)
+	for _, id := range queued {
+		rec := e.waitStatus(id, "delivered", 5*time.Second)
+		sends := 0
+		for _, ev := range e.logEvents(id) {
+			if ev == "sent:sent" {
+				sends++
+			}
+		}
+		must(t, sends == 1, "message %s sent %d times: %v", id, sends, e.logEvents(id))
+		if slices.Contains(inFlight, id) {
+			must(t, rec.GetInt("attempts") == 2, "an in-doubt row is sent again on the mock: attempts %d", rec.GetInt("attempts"))
+			must(t, slices.Contains(e.logEvents(id), "lease_expired:sending"), "expected a lease_expired log: %v", e.logEvents(id))
+		}
+	}
+}
+
+// TestManyMessagesEachSentOnce: many workers never claim the same row twice, and a stop
+// in the middle leaves nothing half-claimed.
+func TestManyMessagesEachSentOnce(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.Workers = 16; c.ClaimBatch = 7 })
+	col, _ := e.app.FindCollectionByNameOrId("messages")
+	const n = 300
+	err := e.app.RunInTransaction(func(tx core.App) error {
+		for i := range n {
+			rec := core.NewRecord(col)
+			rec.Load(map[string]any{"clinic": e.clinicA.Id, "channel": "sms", "to": fmt.Sprintf("0501%06d", i), "body": "x"})
+			if err := tx.Save(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	must(t, err == nil, "seed: %v", err)
+	e.svc.Dispatcher.Wake()
+	time.Sleep(150 * time.Millisecond)
+	e.svc.Stop()
+
+	must(t, e.countMessages("status = 'sending'") == 0, "a stop must leave no row claimed, got %d", e.countMessages("status = 'sending'"))
+	var dup []struct {
+		Message string `db:"message"`
+		N       int    `db:"n"`
+	}
+	err = e.app.DB().NewQuery("SELECT message, COUNT(*) AS n FROM message_logs WHERE event = 'sending' GROUP BY message HAVING n > 1").All(&dup)
+	must(t, err == nil && len(dup) == 0, "rows claimed twice: %v %v", dup, err)
+	sent := e.countMessages("status = 'sent' || status = 'delivered'")
+	must(t, sent > 0, "expected some messages sent before the stop")
+	must(t, sent+e.countMessages("status = 'queued'") == n, "messages lost: %d sent + %d queued of %d", sent, e.countMessages("status = 'queued'"), n)
+}
+
+func TestRetryAndRefreshRoutes(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.MaxAttempts = 2 })
+	failed := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": providers.MockNumberPermanent, "body": "x"})
+	e.waitStatus(failed.str("id"), "failed", 5*time.Second)
+	ok := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": "0501234567", "body": "x"})
+	e.waitStatus(ok.str("id"), "delivered", 5*time.Second)
+
+	scenarios := []struct {
+		name   string
+		path   string
+		who    string
+		status int
+		field  string
+	}{
+		{"retry another clinic's message", "/api/clinicmsg/messages/" + failed.str("id") + "/retry", "staffB", 404, ""},
+		{"retry unauthenticated", "/api/clinicmsg/messages/" + failed.str("id") + "/retry", "", 401, ""},
+		{"retry a delivered message", "/api/clinicmsg/messages/" + ok.str("id") + "/retry", "staffA", 400, "status"},
+		{"retry unknown id", "/api/clinicmsg/messages/nope/retry", "staffA", 404, ""},
+		{"retry a failed message", "/api/clinicmsg/messages/" + failed.str("id") + "/retry", "staffA", 200, ""},
+		{"refresh another clinic's message", "/api/clinicmsg/messages/" + ok.str("id") + "/refresh", "staffB", 404, ""},
+		{"refresh a delivered message", "/api/clinicmsg/messages/" + ok.str("id") + "/refresh", "appA", 200, ""},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			res := e.do("POST", s.path, s.who, nil)
+			must(t, res.Status == s.status, "expected %d, got %d: %s", s.status, res.Status, res.Raw)
+			if s.field != "" {
+				must(t, slices.Equal(res.errorFields(), []string{s.field}), "expected the error to name %s: %s", s.field, res.Raw)
+			}
+		})
+	}
+	// The retried message failed again (permanent number) and has used both attempts.
+	rec := e.waitStatus(failed.str("id"), "failed", 5*time.Second)
+	for rec.GetInt("attempts") < 2 {
+		time.Sleep(10 * time.Millisecond)
+		rec = e.waitStatus(failed.str("id"), "failed", 5*time.Second)
+	}
+	must(t, slices.Contains(e.logEvents(rec.Id), "retry_requested:queued"), "expected a retry_requested log: %v", e.logEvents(rec.Id))
+	res := e.do("POST", "/api/clinicmsg/messages/"+failed.str("id")+"/retry", "staffA", nil)
+	must(t, res.Status == 400 && slices.Equal(res.errorFields(), []string{"attempts"}), "expected 400 naming attempts, got %d: %s", res.Status, res.Raw)
+}
+
+// TestRefreshAppliesTheProviderStatus: a message left "sent" (its delivery report was lost)
+// is brought up to date by refresh.
+func TestRefreshAppliesTheProviderStatus(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.MockDeliverAfter = time.Hour })
+	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": "0501234567", "body": "x"})
+	e.waitStatus(res.str("id"), "sent", 5*time.Second)
+	r := e.do("POST", "/api/clinicmsg/messages/"+res.str("id")+"/refresh", "staffA", nil)
+	must(t, r.Status == 200 && r.Body["status"] == "delivered" && r.Body["updated"] == true, "expected delivered, got %d: %s", r.Status, r.Raw)
+	r = e.do("POST", "/api/clinicmsg/messages/"+res.str("id")+"/refresh", "staffA", nil)
+	must(t, r.Status == 200 && r.Body["updated"] == false, "a second refresh changes nothing: %s", r.Raw)
+}
+
+// TestStatusMachineIsMonotonic: late, repeated and out-of-order reports never move a
+// message backwards, and each accepted change writes one log row.
+func TestStatusMachineIsMonotonic(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.MockDeliverAfter = time.Hour })
+	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "whatsapp", "to": "0501234567", "body": "x"})
+	rec := e.waitStatus(res.str("id"), "sent", 5*time.Second)
+	pid := rec.GetString("provider_message_id")
+	steps := []struct {
+		report  string
+		want    string
+		changed bool
+	}{
+		{"delivered", "delivered", true},
+		{"delivered", "delivered", false},
+		{"sent", "delivered", false},
+		{"failed", "delivered", false},
+		{"read", "read", true},
+		{"delivered", "read", false},
+	}
+	for _, s := range steps {
+		changed, err := e.svc.ApplyStatus(providers.StatusUpdate{ProviderMessageID: pid, Status: s.report}, "mock", "test")
+		must(t, err == nil, "apply %s: %v", s.report, err)
+		rec = e.message(rec.Id)
+		must(t, changed == s.changed && rec.GetString("status") == s.want, "after %s: expected %s (changed %v), got %s (changed %v)", s.report, s.want, s.changed, rec.GetString("status"), changed)
+	}
+	must(t, !rec.GetDateTime("read_at").IsZero() && !rec.GetDateTime("delivered_at").IsZero(), "read_at and delivered_at must be set")
+	want := []string{"created:queued", "sending:sending", "sent:sent", "status:delivered", "status:read"}
+	must(t, slices.Equal(e.logEvents(rec.Id), want), "expected log %v, got %v", want, e.logEvents(rec.Id))
+
+	_, err := e.svc.ApplyStatus(providers.StatusUpdate{ProviderMessageID: "unknown", Status: "delivered"}, "mock", "test")
+	must(t, err != nil, "a report for no message must be an error")
+	_ = types.NowDateTime
+}
