@@ -3,6 +3,7 @@ package hooks_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,7 +126,7 @@ func TestRestartResumesWork(t *testing.T) {
 		rec := e.waitStatus(id, "delivered", 5*time.Second)
 		sends := 0
 		for _, ev := range e.logEvents(id) {
-			if ev == "sent:sent" {
+			if strings.HasPrefix(ev, "sent:") {
 				sends++
 			}
 		}

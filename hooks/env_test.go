@@ -53,7 +53,9 @@ func testConfig() hooks.Config {
 	return hooks.Config{
 		SweepInterval:    50 * time.Millisecond,
 		RetryBackoff:     10 * time.Millisecond,
-		MockDeliverAfter: 30 * time.Millisecond,
+		// Long enough that a delivery report never overtakes the write of "sent" on a busy
+		// machine, so audit trails have one order to assert.
+		MockDeliverAfter: 250 * time.Millisecond,
 		Lease:            2 * time.Second,
 		SendTimeout:      2 * time.Second,
 		ShutdownGrace:    2 * time.Second,
