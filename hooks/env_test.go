@@ -51,8 +51,8 @@ func TestMain(m *testing.M) {
 // testConfig makes every timer of the appliance short enough for tests.
 func testConfig() hooks.Config {
 	return hooks.Config{
-		SweepInterval:    50 * time.Millisecond,
-		RetryBackoff:     10 * time.Millisecond,
+		SweepInterval: 50 * time.Millisecond,
+		RetryBackoff:  10 * time.Millisecond,
 		// Long enough that a delivery report never overtakes the write of "sent" on a busy
 		// machine, so audit trails have one order to assert.
 		MockDeliverAfter: 250 * time.Millisecond,
