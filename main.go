@@ -13,7 +13,9 @@ import (
 )
 
 func main() {
-	app := pocketbase.New()
+	// Never guess dev mode from the binary's path: dev mode echoes every SQL statement,
+	// patient data included, to the log. `--dev` still turns it on explicitly.
+	app := pocketbase.NewWithConfig(pocketbase.Config{DefaultDev: false})
 
 	// Migrations are Go code compiled into the binary; never generate them from admin UI edits.
 	migratecmd.MustRegister(app, app.RootCmd, migratecmd.Config{Automigrate: false})
