@@ -1,0 +1,86 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestRouter(t *testing.T) {
+	r := NewRouter()
+	r.Register("mock", &Mock{})
+	if err := r.SetRoute(ChannelSMS, Route{Primary: "twilio"}); err == nil {
+		t.Fatalf("expected an error routing to an unregistered provider")
+	}
+	if err := r.SetRoute(ChannelSMS, Route{Primary: "mock"}); err != nil {
+		t.Fatal(err)
+	}
+	name, p, err := r.For(ChannelSMS)
+	if err != nil || name != "mock" || p == nil {
+		t.Fatalf("expected mock, got %q %v %v", name, p, err)
+	}
+	if _, _, err := r.For(ChannelWhatsApp); err == nil {
+		t.Fatalf("expected an error for an unrouted channel")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatalf("expected a panic on a duplicate registration")
+		}
+	}()
+	r.Register("mock", &Mock{})
+}
+
+func TestErrorClasses(t *testing.T) {
+	scenarios := []struct {
+		err  error
+		want error
+	}{
+		{&Error{Provider: "x", Class: ErrPermanent, Code: "21211"}, ErrPermanent},
+		{&Error{Provider: "x", Class: ErrRetryable, HTTPStatus: 429}, ErrRetryable},
+		{fmt.Errorf("wrapped: %w", &Error{Provider: "x", Class: ErrRetryable}), ErrRetryable},
+		{errors.New("unclassified"), ErrUnknown},
+		{&Error{Provider: "x", Class: ErrUnknown, Err: context.DeadlineExceeded}, ErrUnknown},
+	}
+	for _, s := range scenarios {
+		if got := ClassOf(s.err); got != s.want {
+			t.Fatalf("%v: expected %v, got %v", s.err, s.want, got)
+		}
+	}
+	e := &Error{Provider: "x", Class: ErrUnknown, Err: context.DeadlineExceeded}
+	if !errors.Is(e, context.DeadlineExceeded) {
+		t.Fatalf("the cause must stay reachable")
+	}
+}
+
+func TestMockOutcomes(t *testing.T) {
+	reports := make(chan StatusUpdate, 4)
+	m := &Mock{Report: func(u StatusUpdate) { reports <- u }, DeliverAfter: 1}
+	defer m.Close()
+	ctx := context.Background()
+	r, err := m.Send(ctx, &Message{ID: "m1", Channel: ChannelSMS, To: "+966501234567", Segments: 2})
+	if err != nil || r.Status != StatusSent || r.Segments != 2 {
+		t.Fatalf("expected an accepted send, got %v %v", r, err)
+	}
+	if u := <-reports; u.MessageID != "m1" || u.Status != StatusDelivered {
+		t.Fatalf("expected a delivered report for m1, got %+v", u)
+	}
+	if u, err := m.FetchStatus(ctx, r.ProviderMessageID); err != nil || u.Status != StatusDelivered || u.MessageID != "m1" {
+		t.Fatalf("expected delivered, got %+v %v", u, err)
+	}
+	if _, err := m.Send(ctx, &Message{ID: "m2", To: MockNumberPermanent}); ClassOf(err) != ErrPermanent {
+		t.Fatalf("expected permanent, got %v", err)
+	}
+	if _, err := m.Send(ctx, &Message{ID: "m3", To: "whatsapp:" + MockNumberRetryable}); ClassOf(err) != ErrRetryable {
+		t.Fatalf("expected retryable, got %v", err)
+	}
+	if _, err := m.Send(ctx, &Message{ID: "m4", To: MockNumberFlaky}); ClassOf(err) != ErrRetryable {
+		t.Fatalf("expected the first flaky attempt to fail, got %v", err)
+	}
+	if _, err := m.Send(ctx, &Message{ID: "m4", To: MockNumberFlaky}); err != nil {
+		t.Fatalf("expected the second flaky attempt to pass, got %v", err)
+	}
+	if _, err := m.Send(ctx, &Message{ID: "m5", To: MockNumberUnknown}); ClassOf(err) != ErrUnknown {
+		t.Fatalf("expected unknown, got %v", err)
+	}
+}
