@@ -208,8 +208,10 @@ func (d *Dispatcher) send(c claimed) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(d.sendCtx, d.s.cfg.SendTimeout)
+	started := time.Now()
 	receipt, err := p.Send(ctx, msg)
 	cancel()
+	d.s.observeSend(c.provider, msg.Channel, time.Since(started), err)
 
 	reconciled := ""
 	if err != nil && providers.ClassOf(err) == providers.ErrUnknown {

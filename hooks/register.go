@@ -18,6 +18,8 @@ type Service struct {
 	Router     *providers.Router
 	Dispatcher *Dispatcher
 	mock       *providers.Mock
+
+	sendObservers []SendObserver
 }
 
 // Register binds every hook, route and background worker of clinicmsg to app. The
@@ -44,9 +46,12 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		return e.Next()
 	})
 
+	s.bindOps()
+
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
 		se.Router.BindFunc(s.guardClinicWrites)
 		s.registerRoutes(se)
+		s.registerOpsRoutes(se)
 		s.Dispatcher.Start()
 		return se.Next()
 	})

@@ -1,0 +1,17 @@
+package hooks
+
+import "time"
+
+// SendObserver sees every provider call the dispatcher makes (metrics plug in here).
+type SendObserver func(provider, channel string, took time.Duration, err error)
+
+// ObserveSends adds an observer; call it before the app serves.
+func (s *Service) ObserveSends(o SendObserver) {
+	s.sendObservers = append(s.sendObservers, o)
+}
+
+func (s *Service) observeSend(provider, channel string, took time.Duration, err error) {
+	for _, o := range s.sendObservers {
+		o(provider, channel, took, err)
+	}
+}
