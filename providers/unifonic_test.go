@@ -490,7 +490,13 @@ func TestUnifonicDLREndToEnd(t *testing.T) {
 		}
 	}
 	// A form-encoded report through the helper.
-	d, ok := fake.DLRFor(fake.Messages()[0].MessageID)
+	var delivered string // the message sent as "a", which the fake delivers
+	for _, m := range fake.Messages() {
+		if m.CorrelationID == "a" {
+			delivered = m.MessageID
+		}
+	}
+	d, ok := fake.DLRFor(delivered)
 	if !ok {
 		t.Fatalf("expected the stored message's report")
 	}
