@@ -28,6 +28,14 @@ type Config struct {
 	UnifonicSenderID string
 	UnifonicAPIURL   string
 
+	// Send rates in segments per second; 0 means no limit on our side (the provider queues).
+	TwilioMPS   float64
+	UnifonicMPS float64
+	// Consecutive retryable failures that switch SMS to the fallback (default 5), and how
+	// long before the primary is probed again (default 30s).
+	FailoverThreshold int
+	FailoverCooldown  time.Duration
+
 	PublicURL     string // base URL providers call back on, e.g. https://msg.clinic.example
 	WebhookSecret string
 
@@ -80,6 +88,12 @@ func ConfigFromEnv() (Config, error) {
 	if c.MockDeliverAfter, err = envDuration("CLINICMSG_MOCK_DELIVER_AFTER"); err != nil {
 		return c, err
 	}
+	if c.TwilioMPS, err = envFloat("TWILIO_MPS"); err != nil {
+		return c, err
+	}
+	if c.UnifonicMPS, err = envFloat("UNIFONIC_MPS"); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -93,6 +107,18 @@ func envInt(name string) (int, error) {
 		return 0, fmt.Errorf("%s must be a non-negative integer, got %q", name, v)
 	}
 	return n, nil
+}
+
+func envFloat(name string) (float64, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%s must be a non-negative number, got %q", name, v)
+	}
+	return f, nil
 }
 
 func envDuration(name string) (time.Duration, error) {
@@ -146,5 +172,11 @@ func (c *Config) setDefaults() {
 	}
 	if c.MockDeliverAfter <= 0 {
 		c.MockDeliverAfter = time.Second
+	}
+	if c.FailoverThreshold <= 0 {
+		c.FailoverThreshold = 5
+	}
+	if c.FailoverCooldown <= 0 {
+		c.FailoverCooldown = 30 * time.Second
 	}
 }

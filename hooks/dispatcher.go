@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,11 +208,26 @@ func (d *Dispatcher) send(c claimed) {
 		d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Message: err.Error()}, "")
 		return
 	}
+	// Pace the provider. The wait is bounded well inside the lease: a row that cannot get a
+	// turn soon goes back to the queue without using an attempt.
+	limiter := d.s.Router.Limiter(c.provider)
+	waitCtx, cancelWait := context.WithTimeout(d.sendCtx, d.s.cfg.Lease/4)
+	err = limiter.Wait(waitCtx, msg.Segments)
+	cancelWait()
+	if err != nil {
+		d.release(c, "rate_limited", time.Second)
+		return
+	}
+
 	ctx, cancel := context.WithTimeout(d.sendCtx, d.s.cfg.SendTimeout)
 	started := time.Now()
 	receipt, err := p.Send(ctx, msg)
 	cancel()
 	d.s.observeSend(c.provider, msg.Channel, time.Since(started), err)
+	d.s.Router.Report(c.provider, err)
+	if err == nil {
+		limiter.Accepted()
+	}
 
 	reconciled := ""
 	if err != nil && providers.ClassOf(err) == providers.ErrUnknown {
@@ -265,6 +281,36 @@ func (d *Dispatcher) finish(c claimed, receipt *providers.Receipt, sendErr error
 	}
 }
 
+// release puts a claimed row back in the queue without counting the attempt: it was
+// never sent (our own rate limit, or the provider refused it with 429 before doing anything).
+func (d *Dispatcher) release(c claimed, reason string, after time.Duration) {
+	err := d.s.app.RunInTransaction(func(tx core.App) error {
+		rec, err := tx.FindRecordById("messages", c.rec.Id)
+		if err != nil {
+			return fmt.Errorf("failed to reload message: %w", err)
+		}
+		if rec.GetString("status") != providers.StatusSending || rec.GetInt("attempts") != c.attempt {
+			return nil
+		}
+		return releaseTx(tx, rec, c.provider, reason, after)
+	})
+	if err != nil {
+		d.s.app.Logger().Error("failed to release a message; its lease will expire", "message", c.rec.Id, "error", err)
+	}
+}
+
+func releaseTx(tx core.App, rec *core.Record, provider, reason string, after time.Duration) error {
+	next := time.Now().UTC().Add(after)
+	rec.Set("status", providers.StatusQueued)
+	rec.Set("attempts", max(rec.GetInt("attempts")-1, 0))
+	rec.Set("next_attempt_at", next)
+	if err := tx.Save(rec); err != nil {
+		return fmt.Errorf("failed to release message: %w", err)
+	}
+	return writeLog(tx, logEntry{Message: rec.Id, Event: "released", Status: providers.StatusQueued, Provider: provider,
+		Detail: map[string]any{"reason": reason, "next_attempt_at": formatTime(next)}})
+}
+
 // settleFailure decides what a failed attempt leads to: failed, retry later, or in doubt.
 func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, sendErr error, reconciled string) error {
 	class := providers.ClassOf(sendErr)
@@ -283,7 +329,12 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 	}
 
 	inDoubt := class == providers.ErrUnknown && reconciled == "failed"
+	pe, _ := providers.AsError(sendErr)
 	switch {
+	case pe != nil && pe.HTTPStatus == http.StatusTooManyRequests && class == providers.ErrRetryable:
+		// The provider refused before doing anything: slow it down, keep the attempt.
+		pause := s.Router.Limiter(provider).Throttled(retryAfter)
+		return releaseTx(tx, rec, provider, "provider_throttled", pause)
 	case inDoubt:
 		// We cannot tell whether the provider has it; resending could reach the patient twice.
 		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
@@ -296,6 +347,11 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 		detail["reconcile_at"] = formatTime(next)
 		return writeLog(tx, logEntry{Message: rec.Id, Event: "in_doubt", Status: providers.StatusSending, Provider: provider, Detail: detail, ErrorCode: code})
 	case class == providers.ErrPermanent:
+		if provider == "twilio" && code == providers.TwilioCodeOptedOut {
+			if err := s.markOptedOut(tx, rec, "twilio:"+code); err != nil {
+				return err
+			}
+		}
 		return failTx(tx, rec, "permanent", message, code, attempt, provider)
 	case attempt >= s.cfg.MaxAttempts:
 		return failTx(tx, rec, "attempts_exhausted", message, code, attempt, provider)

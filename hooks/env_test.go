@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -88,7 +89,13 @@ func newEnvFrom(t testing.TB, dataDir string, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Listen first, so that providers can be told the public URL they call back on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := testConfig()
+	cfg.PublicURL = "http://" + ln.Addr().String()
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -98,7 +105,7 @@ func newEnvFrom(t testing.TB, dataDir string, opts ...envOption) *env {
 	}
 	e := &env{t: t, app: app, svc: svc, tokens: map[string]string{}}
 	e.loadSeed()
-	e.serve()
+	e.serve(ln)
 	t.Cleanup(e.close)
 	return e
 }
@@ -116,7 +123,7 @@ func (e *env) close() {
 
 // serve triggers OnServe as `clinicmsg serve` does (routes, middleware, dispatcher) and
 // serves the router on a loopback port.
-func (e *env) serve() {
+func (e *env) serve(ln net.Listener) {
 	r, err := apis.NewRouter(e.app)
 	if err != nil {
 		e.t.Fatal(err)
@@ -127,7 +134,10 @@ func (e *env) serve() {
 		if err != nil {
 			return err
 		}
-		e.srv = httptest.NewServer(mux)
+		e.srv = httptest.NewUnstartedServer(mux)
+		e.srv.Listener.Close()
+		e.srv.Listener = ln
+		e.srv.Start()
 		return nil
 	})
 	if err != nil {

@@ -15,3 +15,17 @@ func (s *Service) observeSend(provider, channel string, took time.Duration, err 
 		o(provider, channel, took, err)
 	}
 }
+
+// WebhookObserver sees the result of every delivery-report request (metrics plug in here).
+type WebhookObserver func(provider, result string)
+
+// ObserveWebhooks adds an observer; call it before the app serves.
+func (s *Service) ObserveWebhooks(o WebhookObserver) {
+	s.webhookObservers = append(s.webhookObservers, o)
+}
+
+func (s *Service) countWebhook(provider, result string) {
+	for _, o := range s.webhookObservers {
+		o(provider, result)
+	}
+}

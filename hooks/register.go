@@ -18,8 +18,12 @@ type Service struct {
 	Router     *providers.Router
 	Dispatcher *Dispatcher
 	mock       *providers.Mock
+	twilio     *providers.Twilio
+	unifonic   *providers.Unifonic
+	webhookIDs *recentSet
 
-	sendObservers []SendObserver
+	sendObservers    []SendObserver
+	webhookObservers []WebhookObserver
 }
 
 // Register binds every hook, route and background worker of clinicmsg to app. The
@@ -27,7 +31,7 @@ type Service struct {
 // call Service.Dispatcher.Start themselves.
 func Register(app core.App, cfg Config) (*Service, error) {
 	cfg.setDefaults()
-	s := &Service{app: app, cfg: cfg}
+	s := &Service{app: app, cfg: cfg, webhookIDs: newRecentSet(10000)}
 	if err := s.buildRouter(); err != nil {
 		return nil, err
 	}
@@ -51,6 +55,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
 		se.Router.BindFunc(s.guardClinicWrites)
 		s.registerRoutes(se)
+		s.registerWebhooks(se)
 		s.registerOpsRoutes(se)
 		s.Dispatcher.Start()
 		return se.Next()
@@ -78,6 +83,7 @@ func (s *Service) Stop() {
 
 func (s *Service) buildRouter() error {
 	r := providers.NewRouter()
+	r.FailureThreshold, r.Cooldown = s.cfg.FailoverThreshold, s.cfg.FailoverCooldown
 	s.mock = &providers.Mock{
 		DeliverAfter: s.cfg.MockDeliverAfter,
 		Logger:       s.app.Logger(),
@@ -108,6 +114,12 @@ func (s *Service) buildRouter() error {
 		}
 		r.Register(name, p)
 	}
+	if s.cfg.TwilioMPS > 0 {
+		r.SetRate("twilio", s.cfg.TwilioMPS)
+	}
+	if s.cfg.UnifonicMPS > 0 {
+		r.SetRate("unifonic", s.cfg.UnifonicMPS)
+	}
 	if err := r.SetRoute(providers.ChannelSMS, providers.Route{Primary: s.cfg.SMSProvider, Fallback: s.cfg.SMSFallbackProvider}); err != nil {
 		return err
 	}
@@ -123,5 +135,42 @@ func (s *Service) buildRouter() error {
 
 // vendorProvider builds a real vendor's adapter from the settings.
 func (s *Service) vendorProvider(name string) (providers.Provider, error) {
+	switch name {
+	case "twilio":
+		callback := ""
+		if s.cfg.PublicURL != "" {
+			callback = s.cfg.PublicURL + twilioStatusPath
+		}
+		p, err := providers.NewTwilio(providers.TwilioOptions{
+			AccountSID:          s.cfg.TwilioAccountSID,
+			AuthToken:           s.cfg.TwilioAuthToken,
+			FromNumber:          s.cfg.TwilioFromNumber,
+			WhatsAppNumber:      s.cfg.TwilioWhatsAppNumber,
+			MessagingServiceSID: s.cfg.TwilioMessagingServiceSID,
+			BaseURL:             s.cfg.TwilioAPIURL,
+			StatusCallbackURL:   callback,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("failed to configure twilio (TWILIO_* settings): %w", err)
+		}
+		s.twilio = p
+		return p, nil
+	case "unifonic":
+		callback := ""
+		if s.cfg.PublicURL != "" && s.cfg.WebhookSecret != "" {
+			callback = s.cfg.PublicURL + unifonicDLRPrefix + s.cfg.WebhookSecret
+		}
+		p, err := providers.NewUnifonic(providers.UnifonicOptions{
+			AppSID:            s.cfg.UnifonicAppSID,
+			SenderID:          s.cfg.UnifonicSenderID,
+			BaseURL:           s.cfg.UnifonicAPIURL,
+			StatusCallbackURL: callback,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("failed to configure unifonic (UNIFONIC_* settings): %w", err)
+		}
+		s.unifonic = p
+		return p, nil
+	}
 	return nil, fmt.Errorf("provider %q is not available; use twilio, unifonic or mock", name)
 }

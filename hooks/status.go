@@ -49,7 +49,7 @@ func (s *Service) ApplyStatus(u providers.StatusUpdate, provider, source string)
 		if err != nil {
 			return err
 		}
-		changed, err = applyStatus(tx, rec, u, provider, source)
+		changed, err = s.applyStatus(tx, rec, u, provider, source)
 		return err
 	})
 	return changed, err
@@ -76,12 +76,12 @@ func findReported(app core.App, u providers.StatusUpdate) (*core.Record, error) 
 }
 
 // applyStatus moves rec forward to u.Status inside tx, monotonically.
-func applyStatus(tx core.App, rec *core.Record, u providers.StatusUpdate, provider, source string) (bool, error) {
+func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusUpdate, provider, source string) (bool, error) {
 	cur := rec.GetString("status")
 	next := u.Status
 	nextRank, known := rank[next]
 	if !known || cur == providers.StatusCanceled || cur == providers.StatusSkipped || nextRank <= rank[cur] {
-		return false, nil
+		return false, s.updateBilling(tx, rec, u)
 	}
 	at := types.NowDateTime()
 	if !u.At.IsZero() {
@@ -123,6 +123,11 @@ func applyStatus(tx core.App, rec *core.Record, u providers.StatusUpdate, provid
 	if err := tx.Save(rec); err != nil {
 		return false, fmt.Errorf("failed to save reported status: %w", err)
 	}
+	if provider == "twilio" && u.ErrorCode == providers.TwilioCodeOptedOut {
+		if err := s.markOptedOut(tx, rec, "twilio:"+u.ErrorCode); err != nil {
+			return false, err
+		}
+	}
 	detail := map[string]any{"source": source, "previous": cur}
 	if u.ProviderStatus != "" {
 		detail["provider_status"] = u.ProviderStatus
@@ -134,10 +139,66 @@ func applyStatus(tx core.App, rec *core.Record, u providers.StatusUpdate, provid
 	return err == nil, err
 }
 
+// updateBilling stores the provider's billed segments and price when a report brings them
+// without a new status (Twilio rates a message after it is sent). It is not a status
+// change, so it writes no log row.
+func (s *Service) updateBilling(tx core.App, rec *core.Record, u providers.StatusUpdate) error {
+	changed := false
+	if u.Segments > 0 && u.Segments != rec.GetInt("segments") {
+		rec.Set("segments", u.Segments)
+		changed = true
+	}
+	if u.Cost > 0 && (u.Cost != rec.GetFloat("cost") || u.Currency != rec.GetString("currency")) {
+		rec.Set("cost", u.Cost)
+		rec.Set("currency", u.Currency)
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if err := tx.Save(rec); err != nil {
+		return fmt.Errorf("failed to save billing details: %w", err)
+	}
+	return nil
+}
+
 func truncate(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {
 		return s
 	}
 	return string(r[:n])
+}
+
+// markOptedOut records in the patient's preferences that the provider refused them as
+// opted out (they replied STOP to the carrier), so clinicmsg skips them from now on.
+func (s *Service) markOptedOut(tx core.App, msg *core.Record, source string) error {
+	clinic, patient, phone := msg.GetString("clinic"), msg.GetString("patient_id"), msg.GetString("to")
+	pref, err := findPreference(tx, clinic, patient, msg.GetString("channel"), phone)
+	if err != nil {
+		return err
+	}
+	if pref == nil {
+		col, err := tx.FindCachedCollectionByNameOrId("preferences")
+		if err != nil {
+			return fmt.Errorf("failed to find preferences: %w", err)
+		}
+		pref = core.NewRecord(col)
+		pref.Set("clinic", clinic)
+		pref.Set("patient_id", patient)
+		pref.Set("phone", phone)
+		for _, f := range []string{"sms", "whatsapp", "email_enabled"} {
+			pref.Set(f, true)
+		}
+	}
+	if pref.GetBool("opted_out") {
+		return nil
+	}
+	pref.Set("opted_out", true)
+	pref.Set("opted_out_at", types.NowDateTime())
+	pref.Set("opt_out_source", source)
+	if err := tx.Save(pref); err != nil {
+		return fmt.Errorf("failed to record the opt-out: %w", err)
+	}
+	return nil
 }

@@ -63,7 +63,7 @@ func (p *Mock) Send(ctx context.Context, m *Message) (*Receipt, error) {
 		p.flakySe[m.ID] = true
 		p.mu.Unlock()
 		if !seen {
-			return nil, &Error{Provider: "mock", Class: ErrRetryable, HTTPStatus: 429, Code: "mock-busy", Message: "the mock is busy for the first attempt"}
+			return nil, &Error{Provider: "mock", Class: ErrRetryable, HTTPStatus: 503, Code: "mock-busy", Message: "the mock is busy for the first attempt"}
 		}
 	}
 
