@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,13 +12,28 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"clinicmsg/providers/providertest"
 )
 
-// TestBinaryEndToEnd builds the clinicmsg binary, serves it on a fresh data folder as
-// `make run` does, and drives it over HTTP knowing only the public contract: a staff
-// user's message reaches "delivered" on the mock provider.
-func TestBinaryEndToEnd(t *testing.T) {
-	// Outside the temp folder: PocketBase treats binaries under it as `go run` (dev mode).
+// appliance is the clinicmsg binary serving a fresh data folder, as `make run` does.
+type appliance struct {
+	*client
+	addr   string
+	logs   *bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+var builtBinary string
+
+// buildBinary builds clinicmsg once per test run, outside the temp folder: PocketBase
+// treats binaries under it as `go run`.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if builtBinary != "" {
+		return builtBinary
+	}
 	bin, err := filepath.Abs(filepath.Join("bin", "test", "clinicmsg"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,73 +43,133 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatalf("failed to build: %v", err)
 	}
+	builtBinary = bin
+	return bin
+}
 
+// startAppliance serves the binary on a fresh data folder with a superuser, and returns a
+// client that knows only the public contract.
+func startAppliance(t *testing.T, env ...string) *appliance {
+	return startApplianceAt(t, freeAddr(t), env...)
+}
+
+func startApplianceAt(t *testing.T, addr string, env ...string) *appliance {
+	bin := buildBinary(t)
 	dir := t.TempDir()
 	if out, err := exec.Command(bin, "superuser", "upsert", "admin@clinic.example", "a-long-password-1", "--dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("failed to create the superuser: %v: %s", err, out)
 	}
-
-	addr := freeAddr(t)
-	var logs bytes.Buffer
-	srv := exec.Command(bin, "serve", "--http", addr, "--dir", dir)
-	srv.Env = append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms")
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
+	a := &appliance{addr: addr, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
+	a.cmd = exec.Command(bin, "serve", "--http", addr, "--dir", dir)
+	a.cmd.Env = append(append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms"), env...)
+	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
+	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	defer func() {
-		if srv.ProcessState == nil {
-			_ = srv.Process.Kill()
+	go func() { a.exited <- a.cmd.Wait() }()
+	t.Cleanup(func() {
+		if a.cmd.ProcessState == nil {
+			_ = a.cmd.Process.Kill()
+			<-a.exited
 		}
-	}()
+	})
+	a.client = &client{base: "http://" + addr, t: t}
+	a.waitHealthy()
+	return a
+}
 
-	c := &client{base: "http://" + addr, t: t}
-	c.waitHealthy()
-
-	su := c.call("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": "admin@clinic.example", "password": "a-long-password-1"}, 200)
+// staffToken sets up a clinic and a staff user as a clinic's admin would, and signs in.
+func (a *appliance) staffToken() string {
+	su := a.call("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": "admin@clinic.example", "password": "a-long-password-1"}, 200)
 	suTok := su["token"].(string)
-	clinic := c.call("POST", "/api/collections/clinics/records", suTok, map[string]any{"name": "Al Noor Clinic"}, 200)
-	c.call("POST", "/api/collections/users/records", suTok, map[string]any{
+	clinic := a.call("POST", "/api/collections/clinics/records", suTok, map[string]any{"name": "Al Noor Clinic"}, 200)
+	a.call("POST", "/api/collections/users/records", suTok, map[string]any{
 		"email": "desk@alnoor.example", "password": "desk-password-1", "passwordConfirm": "desk-password-1",
 		"clinic": clinic["id"], "role": "staff"}, 200)
-	staff := c.call("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "desk@alnoor.example", "password": "desk-password-1"}, 200)
-	tok := staff["token"].(string)
+	staff := a.call("POST", "/api/collections/users/auth-with-password", "", map[string]any{"identity": "desk@alnoor.example", "password": "desk-password-1"}, 200)
+	return staff["token"].(string)
+}
 
-	msg := c.call("POST", "/api/collections/messages/records", tok, map[string]any{"channel": "sms", "to": "0501234567", "body": "Your appointment is tomorrow at 10:00."}, 200)
-	if msg["status"] != "queued" || msg["to"] != "+966501234567" {
-		t.Fatalf("expected a queued message to +966501234567, got %v", msg)
-	}
-	deadline := time.Now().Add(10 * time.Second)
+func (a *appliance) waitStatus(tok, id, status string, within time.Duration) map[string]any {
+	deadline := time.Now().Add(within)
 	for {
-		got := c.call("GET", "/api/collections/messages/records/"+msg["id"].(string), tok, nil, 200)
-		if got["status"] == "delivered" {
-			break
+		got := a.call("GET", "/api/collections/messages/records/"+id, tok, nil, 200)
+		if got["status"] == status {
+			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("expected delivered within 10s, got %v\n%s", got["status"], logs.String())
+			a.t.Fatalf("expected %s within %v, got %v\n%s", status, within, got["status"], a.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	trail := c.call("GET", "/api/collections/message_logs/records?sort=created&filter=message='"+msg["id"].(string)+"'", tok, nil, 200)
+}
+
+// TestBinaryEndToEnd drives the built binary over HTTP knowing only the public contract:
+// a staff user's message reaches "delivered" on the mock provider.
+func TestBinaryEndToEnd(t *testing.T) {
+	a := startAppliance(t)
+	tok := a.staffToken()
+	msg := a.call("POST", "/api/collections/messages/records", tok, map[string]any{"channel": "sms", "to": "0501234567", "body": "Your appointment is tomorrow at 10:00."}, 200)
+	if msg["status"] != "queued" || msg["to"] != "+966501234567" {
+		t.Fatalf("expected a queued message to +966501234567, got %v", msg)
+	}
+	a.waitStatus(tok, msg["id"].(string), "delivered", 10*time.Second)
+	trail := a.call("GET", "/api/collections/message_logs/records?sort=created&filter=message='"+msg["id"].(string)+"'", tok, nil, 200)
 	if n := trail["totalItems"].(float64); n != 4 {
 		t.Fatalf("expected 4 audit rows, got %v", n)
 	}
 
 	// A graceful stop exits promptly.
 	start := time.Now()
-	_ = srv.Process.Signal(syscall.SIGTERM)
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
+	case <-a.exited:
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("shutdown took %v", time.Since(start))
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("clinicmsg did not exit within 10s of SIGTERM")
 	}
-	if bytes.Contains(logs.Bytes(), []byte("0501234567")) || bytes.Contains(logs.Bytes(), []byte("appointment is tomorrow")) {
+	if bytes.Contains(a.logs.Bytes(), []byte("0501234567")) || bytes.Contains(a.logs.Bytes(), []byte("appointment is tomorrow")) {
 		t.Fatalf("the process log must not contain phone numbers or message bodies")
+	}
+}
+
+// TestBinaryWithTwilio: configured by environment variables only, the binary sends through
+// a Twilio fake on loopback with exactly one correct request, and a signed status callback
+// moves the message to "delivered".
+func TestBinaryWithTwilio(t *testing.T) {
+	fake := providertest.NewTwilio(t)
+	fake.SetAutoCallbacks(100 * time.Millisecond)
+	addr := freeAddr(t)
+	a := startApplianceAt(t, addr,
+		"SMS_PROVIDER=twilio",
+		"TWILIO_ACCOUNT_SID="+fake.AccountSID,
+		"TWILIO_AUTH_TOKEN="+fake.AuthToken,
+		"TWILIO_FROM_NUMBER=+15005550006",
+		"TWILIO_API_URL="+fake.URL,
+		"CLINICMSG_PUBLIC_URL=http://"+addr,
+	)
+	tok := a.staffToken()
+	msg := a.call("POST", "/api/collections/messages/records", tok, map[string]any{"channel": "sms", "to": "+966 50 123 4567", "body": "Your results are ready."}, 200)
+	got := a.waitStatus(tok, msg["id"].(string), "delivered", 10*time.Second)
+
+	var sends []providertest.Request
+	for _, r := range fake.Requests() {
+		if r.Method == "POST" {
+			sends = append(sends, r)
+		}
+	}
+	if len(sends) != 1 {
+		t.Fatalf("expected exactly one request to Twilio, got %d", len(sends))
+	}
+	f := sends[0].Form
+	if f.Get("To") != "+966501234567" || f.Get("From") != "+15005550006" || f.Get("Body") != "Your results are ready." ||
+		f.Get("StatusCallback") != "http://"+addr+"/api/clinicmsg/webhooks/twilio/status" {
+		t.Fatalf("wrong request to Twilio: %v", f)
+	}
+	if got["provider"] != "twilio" || got["provider_message_id"] != fake.Messages()[0].Sid {
+		t.Fatalf("expected the Twilio sid on the message, got %v", got)
 	}
 }
 
@@ -155,5 +229,3 @@ func (c *client) call(method, path, token string, body any, want int) map[string
 	}
 	return out
 }
-
-var _ = fmt.Sprint
