@@ -19,9 +19,9 @@ var readOnlyFields = map[string][]string{
 	"messages": {
 		"status", "status_reason", "provider", "provider_message_id", "attempts", "next_attempt_at",
 		"error_code", "error_message", "encoding", "segments", "cost", "currency",
-		"sent_at", "delivered_at", "read_at",
+		"sent_at", "delivered_at", "read_at", "reply_intent",
 	},
-	"campaigns": {"total", "queued", "sent", "delivered", "failed", "skipped"},
+	"campaigns": {"total", "queued", "sent", "delivered", "failed", "skipped", "cursor", "result", "started_at", "finished_at"},
 }
 
 // guardClinicWrites answers a clinic user's create or update of a clinic-scoped record with

@@ -13,7 +13,7 @@ func TestTenantIsolation(t *testing.T) {
 	tplA := e.save("templates", map[string]any{"code": "a_only", "channel": "sms", "active": true, "body_en": "A", "clinic": e.clinicA.Id})
 	e.save("templates", map[string]any{"code": "shared", "channel": "sms", "active": true, "body_en": "Shared"})
 	prefA := e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "patient_id": "PA", "sms": true})
-	campA := e.save("campaigns", map[string]any{"clinic": e.clinicA.Id, "name": "A campaign", "channel": "sms", "body": "x", "status": "draft"})
+	campA := e.save("campaigns", map[string]any{"clinic": e.clinicA.Id, "name": "A campaign", "channel": "sms", "body": "x", "status": "draft", "recipients": []string{"0501234567"}})
 
 	lists := []struct {
 		collection string

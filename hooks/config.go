@@ -38,6 +38,9 @@ type Config struct {
 
 	PublicURL     string // base URL providers call back on, e.g. https://msg.clinic.example
 	WebhookSecret string
+	// MetricsToken lets a Prometheus scraper read /metrics with "Authorization: Bearer
+	// <token>"; empty means only superusers may.
+	MetricsToken string
 
 	MaxAttempts   int // default 3
 	RetentionDays int // default 90
@@ -51,6 +54,11 @@ type Config struct {
 	SweepInterval time.Duration // default 5s
 	RetryBackoff  time.Duration // first retry delay, doubled per attempt, default 30s
 	ShutdownGrace time.Duration // how long in-flight sends may finish on shutdown, default 8s
+
+	// Campaign fan-out: recipients per transaction (default 500) and how often running
+	// campaigns' counters are refreshed (default 1s).
+	CampaignBatch    int
+	CampaignInterval time.Duration
 
 	// MockDeliverAfter is how long the mock waits before reporting delivery, default 1s.
 	MockDeliverAfter time.Duration
@@ -73,6 +81,7 @@ func ConfigFromEnv() (Config, error) {
 		UnifonicAPIURL:            os.Getenv("UNIFONIC_API_URL"),
 		PublicURL:                 strings.TrimRight(os.Getenv("CLINICMSG_PUBLIC_URL"), "/"),
 		WebhookSecret:             os.Getenv("CLINICMSG_WEBHOOK_SECRET"),
+		MetricsToken:              os.Getenv("CLINICMSG_METRICS_TOKEN"),
 		DefaultRegion:             os.Getenv("CLINICMSG_DEFAULT_REGION"),
 	}
 	var err error
@@ -172,6 +181,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MockDeliverAfter <= 0 {
 		c.MockDeliverAfter = time.Second
+	}
+	if c.CampaignBatch <= 0 {
+		c.CampaignBatch = 500
+	}
+	if c.CampaignInterval <= 0 {
+		c.CampaignInterval = time.Second
 	}
 	if c.FailoverThreshold <= 0 {
 		c.FailoverThreshold = 5

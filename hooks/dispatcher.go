@@ -151,7 +151,11 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 	var out []claimed
 	err := d.s.app.RunInTransaction(func(tx core.App) error {
 		out = out[:0]
-		recs, err := tx.FindRecordsByFilter("messages", "status = 'queued' && next_attempt_at <= {:now}", "next_attempt_at", n, 0, dbx.Params{"now": formatTime(now)})
+		var recs []*core.Record
+		// A canceled campaign's queued messages are left for the campaign runner to cancel.
+		err := tx.RecordQuery("messages").
+			AndWhere(dbx.NewExp("status = 'queued' AND next_attempt_at <= {:now} AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))", dbx.Params{"now": formatTime(now)})).
+			OrderBy("next_attempt_at").Limit(int64(n)).All(&recs)
 		if err != nil {
 			return fmt.Errorf("failed to find due messages: %w", err)
 		}

@@ -17,6 +17,7 @@ type Service struct {
 	cfg        Config
 	Router     *providers.Router
 	Dispatcher *Dispatcher
+	Campaigns  *Campaigns
 	mock       *providers.Mock
 	twilio     *providers.Twilio
 	unifonic   *providers.Unifonic
@@ -36,6 +37,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.Dispatcher = newDispatcher(s)
+	s.Campaigns = newCampaigns(s)
 
 	app.OnRecordCreate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordUpdate("clinics").BindFunc(s.onClinicSave)
@@ -43,6 +45,13 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	app.OnRecordUpdate("preferences").BindFunc(s.onPreferenceSave)
 	app.OnRecordCreateRequest(clinicScoped...).BindFunc(s.onScopedCreateRequest)
 	app.OnRecordCreate("messages").BindFunc(s.onMessageCreate)
+	app.OnRecordCreate("campaigns").BindFunc(s.onCampaignCreate)
+	app.OnRecordUpdateRequest("campaigns").BindFunc(s.onCampaignUpdateRequest)
+	app.OnRecordUpdate("campaigns").BindFunc(s.onCampaignUpdate)
+	app.OnRecordAfterCreateSuccess("campaigns").BindFunc(func(e *core.RecordEvent) error {
+		s.Campaigns.Wake()
+		return e.Next()
+	})
 	app.OnRecordAfterCreateSuccess("messages").BindFunc(func(e *core.RecordEvent) error {
 		if e.Record.GetString("status") == providers.StatusQueued {
 			s.Dispatcher.Wake()
@@ -58,6 +67,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		s.registerWebhooks(se)
 		s.registerOpsRoutes(se)
 		s.Dispatcher.Start()
+		s.Campaigns.Start()
 		return se.Next()
 	})
 
@@ -75,6 +85,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 // Stop stops the dispatcher (in-flight sends finish or are written back) and drops pending
 // mock delivery reports.
 func (s *Service) Stop() {
+	s.Campaigns.Stop()
 	s.Dispatcher.Stop()
 	if s.mock != nil {
 		s.mock.Close()

@@ -20,6 +20,9 @@ func (s *Service) registerRoutes(se *core.ServeEvent) {
 	msgs.Bind(apis.RequireAuth())
 	msgs.POST("/{id}/retry", s.handleRetry)
 	msgs.POST("/{id}/refresh", s.handleRefresh)
+	camps := g.Group("/campaigns")
+	camps.Bind(apis.RequireAuth())
+	camps.GET("/{id}/summary", s.handleCampaignSummary)
 }
 
 // messageForCaller loads a message the caller may act on; another clinic's message is

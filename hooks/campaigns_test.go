@@ -1,0 +1,227 @@
+package hooks_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"clinicmsg/hooks"
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tests"
+)
+
+func (e *env) campaign(id string) *core.Record {
+	e.t.Helper()
+	r, err := e.app.FindRecordById("campaigns", id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func (e *env) waitCampaign(id, status string, within time.Duration) *core.Record {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := e.campaign(id)
+		if r.GetString("status") == status {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("campaign %s: expected %s within %v, got %s (cursor %d of %d)", id, status, within, r.GetString("status"), r.GetInt("cursor"), r.GetInt("total"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCampaignOf10000RecipientsInOneRequest(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop() // only the fan-out is under test here
+	recipients := make([]any, 0, 10_003)
+	for i := range 10_000 {
+		recipients = append(recipients, fmt.Sprintf("05%08d", 10_000_000+i))
+	}
+	recipients = append(recipients, "not a number", map[string]any{"to": "0112345678", "patient_id": "P-landline"}, "")
+	res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{
+		"name": "Flu season", "channel": "sms", "body": "Flu vaccines are available at {{clinic_name}}.", "recipients": recipients})
+	must(t, res.Status == 200 && res.str("status") == "running", "expected a running campaign, got %d: %.300s", res.Status, res.Raw)
+	must(t, res.Body["total"] == float64(10_003), "expected total 10003, got %v", res.Body["total"])
+	id := res.str("id")
+
+	deadline := time.Now().Add(60 * time.Second)
+	for e.campaign(id).GetInt("cursor") < 10_003 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, e.countMessages("campaign = '"+id+"'") == 10_000, "expected 10000 messages, got %d", e.countMessages("campaign = '"+id+"'"))
+	var keys int
+	_ = e.app.DB().NewQuery("SELECT COUNT(DISTINCT idempotency_key) FROM messages WHERE campaign = {:c}").Bind(map[string]any{"c": id}).Row(&keys)
+	must(t, keys == 10_000, "expected 10000 distinct recipients, got %d", keys)
+
+	// The runner refreshes the counters on its next pass.
+	time.Sleep(1200 * time.Millisecond)
+	c := e.campaign(id)
+	must(t, c.GetInt("queued") == 10_000 && c.GetInt("skipped") == 3, "expected 10000 queued and 3 skipped, got %d and %d", c.GetInt("queued"), c.GetInt("skipped"))
+	result := c.GetString("result")
+	for _, want := range []string{`"index":10000`, `"index":10001`, `"index":10002`, `"field":"to"`} {
+		must(t, strings.Contains(result, want), "expected %s in the skipped list: %.500s", want, result)
+	}
+}
+
+// TestCampaignFanOutResumesAfterACrash: a process that stops between batches leaves a
+// checkpoint; the next one finishes the list with no duplicate and no gap.
+func TestCampaignFanOutResumesAfterACrash(t *testing.T) {
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+	cfg := testConfig()
+	cfg.CampaignBatch = 500
+	svc, err := hooks.Register(app, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clinic, _ := app.FindFirstRecordByData("clinics", "name", "Clinic A")
+	col, _ := app.FindCollectionByNameOrId("campaigns")
+	var list []string
+	for i := range 1_234 {
+		list = append(list, fmt.Sprintf("05%08d", 40_000_000+i))
+	}
+	camp := core.NewRecord(col)
+	camp.Load(map[string]any{"clinic": clinic.Id, "channel": "sms", "body": "Recall", "recipients": list})
+	if err := app.Save(camp); err != nil {
+		t.Fatal(err)
+	}
+	more, err := svc.Campaigns.FanOutBatch(camp.Id)
+	must(t, err == nil && more, "first batch: %v %v", more, err)
+	dataDir := app.DataDir()
+	if err := app.ClearBootstrap(); err != nil { // the process dies here
+		t.Fatal(err)
+	}
+
+	e := newEnvFrom(t, dataDir, func(c *hooks.Config) { c.CampaignBatch = 500 })
+	e.svc.Dispatcher.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for e.campaign(camp.Id).GetInt("cursor") < 1_234 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var rows []struct {
+		Key string `db:"idempotency_key"`
+	}
+	err = e.app.DB().NewQuery("SELECT idempotency_key FROM messages WHERE campaign = {:c}").Bind(map[string]any{"c": camp.Id}).All(&rows)
+	must(t, err == nil, "%v", err)
+	seen := map[string]int{}
+	for _, r := range rows {
+		seen[r.Key]++
+	}
+	for i := range 1_234 {
+		k := fmt.Sprintf("campaign:%s:%d", camp.Id, i)
+		must(t, seen[k] == 1, "recipient %d has %d messages", i, seen[k])
+	}
+	must(t, len(rows) == 1_234, "expected 1234 messages, got %d", len(rows))
+}
+
+func TestCampaignCountersAndSummary(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.CampaignInterval = 50 * time.Millisecond })
+	e.save("templates", map[string]any{"code": "recall", "channel": "any", "category": "marketing", "active": true, "body_en": "Hello {{name}}, time for your check-up."})
+	e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "phone": "0507777777", "opted_out": true})
+	res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{
+		"name": "Recall", "channel": "sms", "template": "recall", "context": map[string]any{"name": "patient"},
+		"recipients": []any{
+			"0501234567",
+			map[string]any{"to": "0501234568", "patient_id": "P2", "context": map[string]any{"name": "Sara"}},
+			providers.MockNumberPermanent,
+			"0507777777", // opted out
+			"12345",      // invalid
+		}})
+	must(t, res.Status == 200, "create: %s", res.Raw)
+	c := e.waitCampaign(res.str("id"), "done", 10*time.Second)
+	got := map[string]int{}
+	for _, f := range []string{"total", "queued", "sent", "delivered", "failed", "skipped"} {
+		got[f] = c.GetInt(f)
+	}
+	want := map[string]int{"total": 5, "queued": 0, "sent": 0, "delivered": 2, "failed": 1, "skipped": 2}
+	for k, v := range want {
+		must(t, got[k] == v, "expected counters %v, got %v", want, got)
+	}
+	sara, err := e.app.FindFirstRecordByFilter("messages", "patient_id = 'P2'")
+	must(t, err == nil && sara.GetString("body") == "Hello Sara, time for your check-up.", "recipient context must win: %v", sara)
+
+	sum := e.do("GET", "/api/clinicmsg/campaigns/"+res.str("id")+"/summary", "appA", nil)
+	must(t, sum.Status == 200 && sum.Body["total"] == 5.0 && sum.Body["sent"] == 2.0 && sum.Body["failed"] == 1.0, "summary: %s", sum.Raw)
+	other := e.do("GET", "/api/clinicmsg/campaigns/"+res.str("id")+"/summary", "staffB", nil)
+	must(t, other.Status == 404, "another clinic must not see the summary, got %d", other.Status)
+}
+
+func TestCampaignDraftScheduleAndCancel(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.CampaignInterval = 50 * time.Millisecond })
+
+	t.Run("a draft waits until started", func(t *testing.T) {
+		res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "status": "draft", "recipients": []string{"0501234567"}})
+		must(t, res.Status == 200 && res.str("status") == "draft", "create: %s", res.Raw)
+		time.Sleep(150 * time.Millisecond)
+		must(t, e.countMessages("campaign = '"+res.str("id")+"'") == 0, "a draft must not fan out")
+		up := e.do("PATCH", "/api/collections/campaigns/records/"+res.str("id"), "staffA", map[string]any{"status": "running"})
+		must(t, up.Status == 200, "start: %s", up.Raw)
+		e.waitCampaign(res.str("id"), "done", 10*time.Second)
+	})
+
+	t.Run("a future send_at holds the campaign", func(t *testing.T) {
+		at := time.Now().UTC().Add(400 * time.Millisecond).Format("2006-01-02 15:04:05.000Z")
+		res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "send_at": at, "recipients": []string{"0501234567"}})
+		must(t, res.Status == 200 && res.str("status") == "scheduled", "expected scheduled: %s", res.Raw)
+		c := e.waitCampaign(res.str("id"), "done", 10*time.Second)
+		must(t, !c.GetDateTime("started_at").Time().Before(c.GetDateTime("send_at").Time()), "started before send_at")
+	})
+
+	t.Run("cancel stops the unsent messages", func(t *testing.T) {
+		e.svc.Dispatcher.Stop() // keep every message unsent
+		list := make([]string, 40)
+		for i := range list {
+			list[i] = fmt.Sprintf("05%08d", 30_000_000+i)
+		}
+		res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "recipients": list})
+		id := res.str("id")
+		deadline := time.Now().Add(5 * time.Second)
+		for e.countMessages("campaign = '"+id+"'") < 40 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		up := e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffB", map[string]any{"status": "canceled"})
+		must(t, up.Status == 404, "another clinic cannot cancel, got %d", up.Status)
+		up = e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffA", map[string]any{"status": "canceled"})
+		must(t, up.Status == 200, "cancel: %s", up.Raw)
+		deadline = time.Now().Add(5 * time.Second)
+		for e.countMessages("campaign = '"+id+"' && status = 'canceled'") < 40 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		must(t, e.countMessages("campaign = '"+id+"' && status = 'canceled'") == 40, "expected 40 canceled messages")
+		time.Sleep(150 * time.Millisecond)
+		c := e.campaign(id)
+		must(t, !c.GetDateTime("finished_at").IsZero() && c.GetInt("skipped") == 40, "expected a finished campaign with 40 not sent, got %v", c)
+	})
+
+	t.Run("clients cannot rewrite a campaign", func(t *testing.T) {
+		res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "status": "draft", "recipients": []string{"0501234567"}})
+		id := res.str("id")
+		scenarios := []struct {
+			body  map[string]any
+			field string
+		}{
+			{map[string]any{"sent": 99}, "sent"},
+			{map[string]any{"cursor": 0}, "cursor"},
+			{map[string]any{"status": "done"}, "status"},
+		}
+		for _, s := range scenarios {
+			r := e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffA", s.body)
+			must(t, r.Status == 400 && slices.Equal(r.errorFields(), []string{s.field}), "expected 400 naming %s, got %d: %s", s.field, r.Status, r.Raw)
+		}
+		r := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "recipients": "0501234567"})
+		must(t, r.Status == 400 && slices.Equal(r.errorFields(), []string{"recipients"}), "expected 400 naming recipients: %s", r.Raw)
+		r = e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "recipients": []string{"0501234567"}})
+		must(t, r.Status == 400 && slices.Equal(r.errorFields(), []string{"body"}), "expected 400 naming body: %s", r.Raw)
+	})
+}
