@@ -60,7 +60,7 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 	}
 
 	if key := rec.GetString("idempotency_key"); key != "" {
-		existing, err := e.App.FindFirstRecordByFilter("messages", "clinic = {:c} && idempotency_key = {:k}", dbx.Params{"c": clinic.Id, "k": key})
+		existing, err := findOne(e.App, "messages", "clinic = {:c} AND idempotency_key = {:k} AND idempotency_key != ''", dbx.Params{"c": clinic.Id, "k": key})
 		if err == nil {
 			return fieldError(http.StatusConflict, "idempotency_key", "validation_not_unique",
 				fmt.Sprintf("idempotency_key was already used by message %s; nothing was sent again", existing.Id))
@@ -308,8 +308,8 @@ func checkBody(rec *core.Record) error {
 // findPreference returns the patient's preferences in the clinic: by patient id first,
 // then by the phone number or email address the message goes to.
 func findPreference(app core.App, clinicID, patientID, channel, to string) (*core.Record, error) {
-	try := func(filter string, params dbx.Params) (*core.Record, error) {
-		r, err := app.FindFirstRecordByFilter("preferences", filter, params)
+	try := func(where string, params dbx.Params) (*core.Record, error) {
+		r, err := findOne(app, "preferences", where, params)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil
 		}
@@ -319,14 +319,14 @@ func findPreference(app core.App, clinicID, patientID, channel, to string) (*cor
 		return r, nil
 	}
 	if patientID != "" {
-		if r, err := try("clinic = {:c} && patient_id = {:p}", dbx.Params{"c": clinicID, "p": patientID}); r != nil || err != nil {
+		if r, err := try("clinic = {:c} AND patient_id = {:p} AND patient_id != ''", dbx.Params{"c": clinicID, "p": patientID}); r != nil || err != nil {
 			return r, err
 		}
 	}
 	if channel == providers.ChannelEmail {
-		return try("clinic = {:c} && email = {:e}", dbx.Params{"c": clinicID, "e": to})
+		return try("clinic = {:c} AND email = {:e}", dbx.Params{"c": clinicID, "e": to})
 	}
-	return try("clinic = {:c} && phone = {:p}", dbx.Params{"c": clinicID, "p": to})
+	return try("clinic = {:c} AND phone = {:p} AND phone != ''", dbx.Params{"c": clinicID, "p": to})
 }
 
 // skipReason says why preferences forbid this message, or "" if they allow it.
@@ -395,3 +395,15 @@ func writeLog(app core.App, l logEntry) error {
 }
 
 func nowUTC() time.Time { return time.Now().UTC() }
+
+// findOne returns the first record of collection matching a plain SQL condition, or
+// sql.ErrNoRows. Lookups on partial indexes use it: SQLite uses a partial index only when
+// the query repeats the index's own WHERE term, which PocketBase's filter syntax rewrites.
+func findOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
+	rec := &core.Record{}
+	err := app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).One(rec)
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
