@@ -43,6 +43,9 @@ type Config struct {
 	MetricsToken string
 
 	MaxAttempts   int // default 3
+	// DuplicateWindow: the same template (or text) to the same patient within it is skipped
+	// as a duplicate; default 10m, negative turns the guard off.
+	DuplicateWindow time.Duration
 	RetentionDays int // default 90
 	DefaultRegion string
 
@@ -95,6 +98,9 @@ func ConfigFromEnv() (Config, error) {
 		return c, err
 	}
 	if c.MockDeliverAfter, err = envDuration("CLINICMSG_MOCK_DELIVER_AFTER"); err != nil {
+		return c, err
+	}
+	if c.DuplicateWindow, err = envDuration("CLINICMSG_DUPLICATE_WINDOW"); err != nil {
 		return c, err
 	}
 	if c.TwilioMPS, err = envFloat("TWILIO_MPS"); err != nil {
@@ -181,6 +187,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MockDeliverAfter <= 0 {
 		c.MockDeliverAfter = time.Second
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
 	}
 	if c.CampaignBatch <= 0 {
 		c.CampaignBatch = 500

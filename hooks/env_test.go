@@ -60,6 +60,9 @@ func testConfig() hooks.Config {
 		Lease:            2 * time.Second,
 		SendTimeout:      2 * time.Second,
 		ShutdownGrace:    2 * time.Second,
+		// Most tests send the same text to the same number again and again; the duplicate
+		// guard has its own test.
+		DuplicateWindow: -1,
 	}
 }
 

@@ -106,15 +106,24 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 	rec.Set("encoding", encoding)
 	rec.Set("segments", segments)
 
-	now := types.NowDateTime()
+	now := time.Now().UTC()
 	status, reason := providers.StatusQueued, ""
+	at := now
+	if sendAt := rec.GetDateTime("send_at"); !sendAt.IsZero() && sendAt.Time().After(now) {
+		status, at = providers.StatusScheduled, sendAt.Time()
+	}
 	if r := skipReason(pref, channel, rec.GetString("category")); r != "" {
 		status, reason = providers.StatusSkipped, r
-	} else if sendAt := rec.GetDateTime("send_at"); !sendAt.IsZero() && sendAt.Time().After(now.Time()) {
-		status = providers.StatusScheduled
-		rec.Set("next_attempt_at", sendAt)
-	} else {
-		rec.Set("next_attempt_at", now)
+	} else if dup, err := s.findDuplicate(e.App, rec); err != nil {
+		return err
+	} else if dup != "" {
+		status, reason = providers.StatusSkipped, dup
+	} else if held, moved := holdForQuietHours(clinic, rec.GetString("category"), at); moved {
+		status, at = providers.StatusScheduled, held
+		reason = "quiet_hours: held until " + held.In(clinicLocation(clinic)).Format("2006-01-02 15:04 MST")
+	}
+	if status != providers.StatusSkipped {
+		rec.Set("next_attempt_at", at)
 	}
 	rec.Set("status", status)
 	rec.Set("status_reason", reason)
@@ -141,6 +150,38 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 		}
 		return writeLog(tx, logEntry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent})
 	})
+}
+
+// findDuplicate returns why rec repeats a message the patient got within the duplicate
+// window (same template, or same text, to the same patient or number), or "". An
+// idempotency key or a campaign says the caller means it.
+func (s *Service) findDuplicate(app core.App, rec *core.Record) (string, error) {
+	if s.cfg.DuplicateWindow <= 0 || rec.GetString("idempotency_key") != "" || rec.GetString("campaign") != "" {
+		return "", nil
+	}
+	since := formatTime(time.Now().UTC().Add(-s.cfg.DuplicateWindow))
+	same := "template = {:tpl} AND (template != '' OR body = {:body}) AND channel = {:ch} AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')"
+	params := dbx.Params{"c": rec.GetString("clinic"), "to": rec.GetString("to"), "p": rec.GetString("patient_id"),
+		"tpl": rec.GetString("template"), "body": rec.GetString("body"), "ch": rec.GetString("channel"), "since": since}
+	prev, err := findOne(app, "messages", "clinic = {:c} AND [[to]] = {:to} AND "+same, params)
+	if errors.Is(err, sql.ErrNoRows) && rec.GetString("patient_id") != "" {
+		prev, err = findOne(app, "messages", "clinic = {:c} AND patient_id = {:p} AND patient_id != '' AND "+same, params)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("failed to look for a duplicate: %w", err)
+	}
+	return fmt.Sprintf("duplicate: message %s sent the same to this patient %s ago", prev.Id, time.Since(prev.GetDateTime("created").Time()).Round(time.Second)), nil
+}
+
+func clinicLocation(clinic *core.Record) *time.Location {
+	loc, err := time.LoadLocation(clinic.GetString("timezone"))
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 func (s *Service) clinicOf(app core.App, id string) (*core.Record, error) {

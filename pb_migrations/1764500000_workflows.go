@@ -64,6 +64,9 @@ func init() {
 		messages.Fields.Add(&core.SelectField{Name: "reply_intent", Values: []string{"confirm", "cancel"}, MaxSelect: 1,
 			Help: "the patient's answer to this appointment message"})
 		messages.CreateRule = types.Pointer(*messages.CreateRule + notSet("reply_intent"))
+		// The duplicate guard looks up by patient; replies find the last message to a number.
+		messages.AddIndex("idx_messages_patient", false, "clinic, patient_id, created", "patient_id != ''")
+		messages.AddIndex("idx_messages_to_any_clinic", false, "[[to]], created", "")
 		if err := app.Save(messages); err != nil {
 			return err
 		}

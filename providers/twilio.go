@@ -329,25 +329,9 @@ func (p *Twilio) Check(ctx context.Context) error {
 // ErrBadSignature. Duplicate deliveries carry the same I-Twilio-Idempotency-Token header,
 // which the caller may use to drop them.
 func (p *Twilio) ParseStatusWebhook(r *http.Request, publicURL string) (*StatusUpdate, error) {
-	sig := r.Header.Get("X-Twilio-Signature")
-	if sig == "" {
-		return nil, fmt.Errorf("twilio status callback has no X-Twilio-Signature: %w", ErrBadSignature)
-	}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
-	}
-	if err := r.ParseForm(); err != nil {
-		return nil, fmt.Errorf("failed to parse twilio status callback: %w", err)
-	}
-	params := make(map[string]string, len(r.PostForm))
-	for k, vs := range r.PostForm {
-		if len(vs) > 0 {
-			params[k] = vs[0]
-		}
-	}
-	fullURL := strings.TrimSuffix(publicURL, "/") + r.URL.RequestURI()
-	if !p.validator.Validate(fullURL, params, sig) {
-		return nil, fmt.Errorf("twilio status callback signature does not match: %w", ErrBadSignature)
+	params, err := p.verifiedForm(r, publicURL, "status callback")
+	if err != nil {
+		return nil, err
 	}
 	sid := first(params["MessageSid"], params["SmsSid"])
 	status := first(params["MessageStatus"], params["SmsStatus"])
@@ -362,6 +346,66 @@ func (p *Twilio) ParseStatusWebhook(r *http.Request, publicURL string) (*StatusU
 		ErrorMessage:      params["ErrorMessage"],
 		At:                time.Now().UTC(),
 	}, nil
+}
+
+// verifiedForm reads a Twilio webhook's form and checks X-Twilio-Signature over publicURL
+// plus the request's path and query and every posted parameter.
+func (p *Twilio) verifiedForm(r *http.Request, publicURL, what string) (map[string]string, error) {
+	sig := r.Header.Get("X-Twilio-Signature")
+	if sig == "" {
+		return nil, fmt.Errorf("twilio %s has no X-Twilio-Signature: %w", what, ErrBadSignature)
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+	}
+	if err := r.ParseForm(); err != nil {
+		return nil, fmt.Errorf("failed to parse twilio %s: %w", what, err)
+	}
+	params := make(map[string]string, len(r.PostForm))
+	for k, vs := range r.PostForm {
+		if len(vs) > 0 {
+			params[k] = vs[0]
+		}
+	}
+	fullURL := strings.TrimSuffix(publicURL, "/") + r.URL.RequestURI()
+	if !p.validator.Validate(fullURL, params, sig) {
+		return nil, fmt.Errorf("twilio %s signature does not match: %w", what, ErrBadSignature)
+	}
+	return params, nil
+}
+
+// Inbound is a message a patient sent to the clinic's number.
+type Inbound struct {
+	Channel           string // ChannelSMS or ChannelWhatsApp
+	From              string // E.164, without "whatsapp:"
+	To                string
+	Body              string
+	ProviderMessageID string
+	OptOutType        string // Twilio Advanced Opt-Out: STOP, START or HELP, if enabled
+}
+
+// ParseInboundWebhook verifies and reads Twilio's incoming-message webhook.
+func (p *Twilio) ParseInboundWebhook(r *http.Request, publicURL string) (*Inbound, error) {
+	params, err := p.verifiedForm(r, publicURL, "incoming message")
+	if err != nil {
+		return nil, err
+	}
+	from := params["From"]
+	if from == "" {
+		return nil, errors.New("twilio incoming message has no From")
+	}
+	in := &Inbound{
+		Channel:           ChannelSMS,
+		From:              strings.TrimPrefix(from, "whatsapp:"),
+		To:                strings.TrimPrefix(params["To"], "whatsapp:"),
+		Body:              params["Body"],
+		ProviderMessageID: first(params["MessageSid"], params["SmsMessageSid"], params["SmsSid"]),
+		OptOutType:        params["OptOutType"],
+	}
+	if strings.HasPrefix(from, "whatsapp:") {
+		in.Channel = ChannelWhatsApp
+	}
+	return in, nil
 }
 
 // TwilioStatus maps a Twilio message status onto a clinicmsg status. Statuses of a message

@@ -1,0 +1,4 @@
+package hooks
+
+// Internals the external tests reach.
+var QuietEnd = quietEnd
