@@ -11,7 +11,9 @@ import (
 func TestQuietEnd(t *testing.T) {
 	riyadh, _ := time.LoadLocation("Asia/Riyadh")
 	berlin, _ := time.LoadLocation("Europe/Berlin")
-	at := func(loc *time.Location, y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, loc) }
+	at := func(loc *time.Location, y int, m time.Month, d, h, min int) time.Time {
+		return time.Date(y, m, d, h, min, 0, 0, loc)
+	}
 	scenarios := []struct {
 		name       string
 		t          time.Time
