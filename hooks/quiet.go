@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	_ "time/tzdata" // clinics' time zones must load on a VM without a zoneinfo package
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/types"
