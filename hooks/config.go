@@ -42,12 +42,12 @@ type Config struct {
 	// <token>"; empty means only superusers may.
 	MetricsToken string
 
-	MaxAttempts   int // default 3
+	MaxAttempts int // default 3
 	// DuplicateWindow: the same template (or text) to the same patient within it is skipped
 	// as a duplicate; default 10m, negative turns the guard off.
 	DuplicateWindow time.Duration
-	RetentionDays int // default 90
-	DefaultRegion string
+	RetentionDays   int // default 90
+	DefaultRegion   string
 
 	// Dispatcher tuning; defaults suit a small VM.
 	Workers       int           // sends in flight, default 32
