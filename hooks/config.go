@@ -36,6 +36,11 @@ type Config struct {
 	FailoverThreshold int
 	FailoverCooldown  time.Duration
 
+	// AppWebhookURL receives the clinic's app events (patient replies, appointment answers),
+	// signed with AppWebhookSecret.
+	AppWebhookURL    string
+	AppWebhookSecret string
+
 	PublicURL     string // base URL providers call back on, e.g. https://msg.clinic.example
 	WebhookSecret string
 	// MetricsToken lets a Prometheus scraper read /metrics with "Authorization: Bearer
@@ -86,6 +91,8 @@ func ConfigFromEnv() (Config, error) {
 		WebhookSecret:             os.Getenv("CLINICMSG_WEBHOOK_SECRET"),
 		MetricsToken:              os.Getenv("CLINICMSG_METRICS_TOKEN"),
 		DefaultRegion:             os.Getenv("CLINICMSG_DEFAULT_REGION"),
+		AppWebhookURL:             os.Getenv("CLINICMSG_APP_WEBHOOK_URL"),
+		AppWebhookSecret:          os.Getenv("CLINICMSG_APP_WEBHOOK_SECRET"),
 	}
 	var err error
 	if c.MaxAttempts, err = envInt("CLINICMSG_MAX_ATTEMPTS"); err != nil {

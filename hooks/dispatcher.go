@@ -212,6 +212,23 @@ func (d *Dispatcher) send(c claimed) {
 		d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Message: err.Error()}, "")
 		return
 	}
+	// Free-form WhatsApp reaches a patient only within 24 hours of their last message; say
+	// so now rather than let the vendor refuse it (Twilio 63016). The mock takes free-form
+	// text, so a new install works without a WhatsApp account.
+	if msg.Channel == providers.ChannelWhatsApp && msg.ContentSID == "" && c.provider != "mock" {
+		open, err := d.s.inWhatsAppWindow(d.s.app, c.rec)
+		if err != nil {
+			d.s.app.Logger().Error("failed to check the WhatsApp window; the message stays queued", "message", c.rec.Id, "error", err)
+			d.release(c, "window_check_failed", time.Minute)
+			return
+		}
+		if !open {
+			d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Code: "outside_whatsapp_window",
+				Message: "free-form WhatsApp is allowed only within 24 hours of the patient's last WhatsApp message, and the template has no approved content SID (whatsapp_content_sid_" + msg.Language + ")"}, "")
+			return
+		}
+	}
+
 	// Pace the provider. The wait is bounded well inside the lease: a row that cannot get a
 	// turn soon goes back to the queue without using an attempt.
 	limiter := d.s.Router.Limiter(c.provider)

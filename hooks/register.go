@@ -18,6 +18,7 @@ type Service struct {
 	Router     *providers.Router
 	Dispatcher *Dispatcher
 	Campaigns  *Campaigns
+	AppEvents  *AppEvents
 	mock       *providers.Mock
 	twilio     *providers.Twilio
 	unifonic   *providers.Unifonic
@@ -32,12 +33,16 @@ type Service struct {
 // call Service.Dispatcher.Start themselves.
 func Register(app core.App, cfg Config) (*Service, error) {
 	cfg.setDefaults()
+	if cfg.AppWebhookURL != "" && cfg.AppWebhookSecret == "" {
+		return nil, fmt.Errorf("CLINICMSG_APP_WEBHOOK_SECRET is required with CLINICMSG_APP_WEBHOOK_URL: the app checks each event's signature with it")
+	}
 	s := &Service{app: app, cfg: cfg, webhookIDs: newRecentSet(10000)}
 	if err := s.buildRouter(); err != nil {
 		return nil, err
 	}
 	s.Dispatcher = newDispatcher(s)
 	s.Campaigns = newCampaigns(s)
+	s.AppEvents = newAppEvents(s)
 
 	app.OnRecordCreate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordUpdate("clinics").BindFunc(s.onClinicSave)
@@ -68,6 +73,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		s.registerOpsRoutes(se)
 		s.Dispatcher.Start()
 		s.Campaigns.Start()
+		s.AppEvents.Start()
 		return se.Next()
 	})
 
@@ -86,6 +92,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 // mock delivery reports.
 func (s *Service) Stop() {
 	s.Campaigns.Stop()
+	s.AppEvents.Stop()
 	s.Dispatcher.Stop()
 	if s.mock != nil {
 		s.mock.Close()

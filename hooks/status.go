@@ -173,32 +173,13 @@ func truncate(s string, n int) string {
 // markOptedOut records in the patient's preferences that the provider refused them as
 // opted out (they replied STOP to the carrier), so clinicmsg skips them from now on.
 func (s *Service) markOptedOut(tx core.App, msg *core.Record, source string) error {
-	clinic, patient, phone := msg.GetString("clinic"), msg.GetString("patient_id"), msg.GetString("to")
-	pref, err := findPreference(tx, clinic, patient, msg.GetString("channel"), phone)
-	if err != nil {
-		return err
-	}
-	if pref == nil {
-		col, err := tx.FindCachedCollectionByNameOrId("preferences")
-		if err != nil {
-			return fmt.Errorf("failed to find preferences: %w", err)
+	return s.upsertPreference(tx, msg, func(p *core.Record) bool {
+		if p.GetBool("opted_out") {
+			return false
 		}
-		pref = core.NewRecord(col)
-		pref.Set("clinic", clinic)
-		pref.Set("patient_id", patient)
-		pref.Set("phone", phone)
-		for _, f := range []string{"sms", "whatsapp", "email_enabled"} {
-			pref.Set(f, true)
-		}
-	}
-	if pref.GetBool("opted_out") {
-		return nil
-	}
-	pref.Set("opted_out", true)
-	pref.Set("opted_out_at", types.NowDateTime())
-	pref.Set("opt_out_source", source)
-	if err := tx.Save(pref); err != nil {
-		return fmt.Errorf("failed to record the opt-out: %w", err)
-	}
-	return nil
+		p.Set("opted_out", true)
+		p.Set("opted_out_at", types.NowDateTime())
+		p.Set("opt_out_source", source)
+		return true
+	})
 }

@@ -84,6 +84,8 @@ func TestTwilioEndToEnd(t *testing.T) {
 func TestTwilioStatusWebhook(t *testing.T) {
 	fake := providertest.NewTwilio(t)
 	e := newEnv(t, withTwilio(fake))
+	// The patient wrote within 24 hours, so free-form WhatsApp is allowed.
+	e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "phone": "0501234567", "sms": true, "whatsapp": true, "last_inbound_whatsapp": time.Now().UTC()})
 	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "whatsapp", "to": "0501234567", "body": "x"})
 	rec := e.waitStatus(res.str("id"), "sent", 5*time.Second)
 	sid := rec.GetString("provider_message_id")

@@ -18,6 +18,7 @@ const (
 
 func (s *Service) registerWebhooks(se *core.ServeEvent) {
 	se.Router.POST(twilioStatusPath, s.handleTwilioStatus)
+	se.Router.POST(twilioInboundPath, s.handleTwilioInbound)
 	se.Router.POST(unifonicDLRPrefix+"{secret}", s.handleUnifonicDLR)
 }
 

@@ -1,0 +1,208 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/types"
+)
+
+// appEventMaxAttempts bounds deliveries of one event to the clinic's app (about a day of
+// doubling backoff from 30 seconds).
+const appEventMaxAttempts = 12
+
+// queueAppEvent stores an event for the clinic's app in the caller's transaction; the
+// AppEvents worker delivers it. Nothing is stored when no app webhook is configured.
+func (s *Service) queueAppEvent(tx core.App, clinic, eventType string, data map[string]any) error {
+	if s.cfg.AppWebhookURL == "" {
+		return nil
+	}
+	col, err := tx.FindCachedCollectionByNameOrId("app_events")
+	if err != nil {
+		return err
+	}
+	ev := core.NewRecord(col)
+	ev.Set("clinic", clinic)
+	ev.Set("type", eventType)
+	ev.Set("payload", data)
+	ev.Set("status", "pending")
+	ev.Set("next_attempt_at", types.NowDateTime())
+	if err := tx.Save(ev); err != nil {
+		return fmt.Errorf("failed to queue an app event: %w", err)
+	}
+	if t := tx.TxInfo(); t != nil {
+		t.OnComplete(func(txErr error) error {
+			if txErr == nil {
+				s.AppEvents.Wake()
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// AppEvents delivers events (replies, appointment answers) to the clinic's app over its
+// webhook, signed with HMAC-SHA256 and retried with backoff. Delivery is at least once:
+// the app deduplicates on the X-Clinicmsg-Delivery header.
+type AppEvents struct {
+	s      *Service
+	client *http.Client
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func newAppEvents(s *Service) *AppEvents {
+	return &AppEvents{s: s, client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks the worker to deliver due events now.
+func (a *AppEvents) Wake() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start starts the worker when an app webhook is configured.
+func (a *AppEvents) Start() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started || a.stopped || a.s.cfg.AppWebhookURL == "" {
+		return
+	}
+	a.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel, a.done = cancel, make(chan struct{})
+	go a.loop(ctx)
+}
+
+// Stop stops the worker after the delivery in progress.
+func (a *AppEvents) Stop() {
+	a.mu.Lock()
+	if !a.started || a.stopped {
+		a.stopped = true
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	a.mu.Unlock()
+	a.cancel()
+	<-a.done
+}
+
+func (a *AppEvents) loop(ctx context.Context) {
+	defer close(a.done)
+	ticker := time.NewTicker(a.s.cfg.SweepInterval)
+	defer ticker.Stop()
+	for {
+		a.deliverDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+func (a *AppEvents) deliverDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		due, err := a.s.app.FindRecordsByFilter("app_events", "status = 'pending' && next_attempt_at <= {:now}", "next_attempt_at", 50, 0, dbx.Params{"now": formatTime(time.Now().UTC())})
+		if err != nil {
+			a.s.app.Logger().Error("failed to find app events to deliver", "error", err)
+			return
+		}
+		for _, ev := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			a.deliver(ctx, ev)
+		}
+		if len(due) < 50 {
+			return
+		}
+	}
+}
+
+// deliver posts one event and records the outcome on it.
+func (a *AppEvents) deliver(ctx context.Context, ev *core.Record) {
+	body, err := json.Marshal(map[string]any{
+		"id": ev.Id, "type": ev.GetString("type"), "clinic": ev.GetString("clinic"),
+		"created": ev.GetDateTime("created").String(), "data": ev.Get("payload"),
+	})
+	if err != nil {
+		a.s.app.Logger().Error("failed to encode an app event", "event", ev.Id, "error", err)
+		return
+	}
+	code, postErr := a.post(ctx, ev, body)
+	attempt := ev.GetInt("attempts") + 1
+	ev.Set("attempts", attempt)
+	ev.Set("last_status_code", code)
+	switch {
+	case postErr == nil && code >= 200 && code < 300:
+		ev.Set("status", "delivered")
+		ev.Set("last_error", "")
+		ev.Set("next_attempt_at", "")
+	case attempt >= appEventMaxAttempts:
+		ev.Set("status", "failed")
+		ev.Set("last_error", errText(postErr, code))
+		ev.Set("next_attempt_at", "")
+	default:
+		ev.Set("last_error", errText(postErr, code))
+		ev.Set("next_attempt_at", time.Now().UTC().Add(a.s.backoff(attempt, 0)))
+	}
+	a.s.app.Logger().Info("app event delivery", "event", ev.Id, "type", ev.GetString("type"), "attempt", attempt, "status_code", code, "outcome", ev.GetString("status"))
+	if err := a.s.app.Save(ev); err != nil {
+		a.s.app.Logger().Error("failed to record an app event delivery", "event", ev.Id, "error", err)
+	}
+}
+
+func (a *AppEvents) post(ctx context.Context, ev *core.Record, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.s.cfg.AppWebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("failed to build the app webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "clinicmsg")
+	req.Header.Set("X-Clinicmsg-Event", ev.GetString("type"))
+	req.Header.Set("X-Clinicmsg-Delivery", ev.Id)
+	req.Header.Set("X-Clinicmsg-Signature", "sha256="+SignAppEvent(a.s.cfg.AppWebhookSecret, body))
+	res, err := a.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach the app webhook: %w", err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	return res.StatusCode, nil
+}
+
+// SignAppEvent is the hex HMAC-SHA256 of body with secret, as sent in
+// X-Clinicmsg-Signature ("sha256=<hex>"); the clinic's app recomputes it to check an event.
+func SignAppEvent(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+func errText(err error, code int) string {
+	if err != nil {
+		return truncate(err.Error(), 500)
+	}
+	return fmt.Sprintf("the app answered HTTP %d", code)
+}
