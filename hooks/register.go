@@ -70,6 +70,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		se.Router.BindFunc(s.guardClinicWrites)
 		s.registerRoutes(se)
 		s.registerWebhooks(se)
+		s.registerUI(se)
 		s.registerOpsRoutes(se)
 		s.Dispatcher.Start()
 		s.Campaigns.Start()

@@ -20,6 +20,7 @@ func (s *Service) registerRoutes(se *core.ServeEvent) {
 	msgs.Bind(apis.RequireAuth())
 	msgs.POST("/{id}/retry", s.handleRetry)
 	msgs.POST("/{id}/refresh", s.handleRefresh)
+	g.POST("/preview", s.handlePreview).Bind(apis.RequireAuth())
 	camps := g.Group("/campaigns")
 	camps.Bind(apis.RequireAuth())
 	camps.GET("/{id}/summary", s.handleCampaignSummary)
