@@ -24,9 +24,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := hooks.Register(app, cfg); err != nil {
+	svc, err := hooks.Register(app, cfg)
+	if err != nil {
 		log.Fatal(err)
 	}
+	// `clinicmsg jobs list` and `clinicmsg jobs run <name>`: the maintenance jobs on demand.
+	app.RootCmd.AddCommand(hooks.NewJobsCommand(app, svc))
 	if err := app.Start(); err != nil {
 		log.Fatal(err)
 	}

@@ -109,6 +109,8 @@ func newEnvFrom(t testing.TB, dataDir string, opts ...envOption) *env {
 	e := &env{t: t, app: app, svc: svc, tokens: map[string]string{}}
 	e.loadSeed()
 	e.serve(ln)
+	// Maintenance jobs have their own tests; a cron tick must not change another test's data.
+	app.Cron().Stop()
 	t.Cleanup(e.close)
 	return e
 }

@@ -23,6 +23,7 @@ type Service struct {
 	twilio     *providers.Twilio
 	unifonic   *providers.Unifonic
 	webhookIDs *recentSet
+	opsState   *opsState
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver

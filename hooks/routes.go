@@ -21,6 +21,7 @@ func (s *Service) registerRoutes(se *core.ServeEvent) {
 	msgs.POST("/{id}/retry", s.handleRetry)
 	msgs.POST("/{id}/refresh", s.handleRefresh)
 	g.POST("/preview", s.handlePreview).Bind(apis.RequireAuth())
+	g.POST("/send", s.handleSend).Bind(apis.RequireAuth("users", "_superusers"))
 	camps := g.Group("/campaigns")
 	camps.Bind(apis.RequireAuth())
 	camps.GET("/{id}/summary", s.handleCampaignSummary)
