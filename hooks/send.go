@@ -1,0 +1,122 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	validation "github.com/pocketbase/ozzo-validation/v4"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/router"
+)
+
+// maxSendBatch is the most messages one POST /api/clinicmsg/send takes.
+const maxSendBatch = 1000
+
+// sendItem is the answer for one message of a send request: the stored record, or the
+// error a record create would have answered.
+type sendItem struct {
+	Status int `json:"status"`
+	Body   any `json:"body"`
+}
+
+// handleSend takes one message object, or an array of up to 1,000, for apps that send in
+// volume. Each message gets exactly the checks and answer of a record create; an array's
+// messages are stored in one transaction (one commit instead of one per message), and the
+// answer comes after that commit, so every 2xx item is durable.
+func (s *Service) handleSend(e *core.RequestEvent) error {
+	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, 16<<20))
+	if err != nil {
+		return e.BadRequestError("Failed to read the request body.", err)
+	}
+	raw = bytes.TrimSpace(raw)
+	single := len(raw) > 0 && raw[0] == '{'
+	var items []map[string]any
+	if single {
+		var one map[string]any
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return e.BadRequestError("The request body is not a JSON object or array.", nil)
+		}
+		items = []map[string]any{one}
+	} else if err := json.Unmarshal(raw, &items); err != nil {
+		return e.BadRequestError("The request body is not a JSON object or array.", nil)
+	}
+	if len(items) == 0 {
+		return badField("messages", "validation_required", "send at least one message")
+	}
+	if len(items) > maxSendBatch {
+		return badField("messages", "validation_too_many", fmt.Sprintf("send at most %d messages per request; this one has %d", maxSendBatch, len(items)))
+	}
+
+	col, err := e.App.FindCachedCollectionByNameOrId("messages")
+	if err != nil {
+		return e.InternalServerError("", err)
+	}
+	who := audit{IP: e.RealIP(), UserAgent: e.Request.UserAgent(), User: e.Auth.Id}
+	out := make([]sendItem, len(items))
+	accepted := 0
+	err = e.App.RunInTransaction(func(tx core.App) error {
+		accepted = 0
+		for i, item := range items {
+			rec, apiErr := s.sendRecord(e, col, item, who)
+			if apiErr == nil {
+				if err := tx.Save(rec); err != nil {
+					var fieldErrs validation.Errors
+					switch {
+					case errors.As(err, &apiErr):
+					case errors.As(err, &fieldErrs):
+						apiErr = router.NewBadRequestError("Failed to create the message.", fieldErrs)
+					default:
+						return err // a storage failure: nothing of this request is kept
+					}
+				}
+			}
+			if apiErr != nil {
+				out[i] = sendItem{Status: apiErr.Status, Body: apiErr}
+				continue
+			}
+			out[i] = sendItem{Status: http.StatusOK, Body: rec}
+			accepted++
+		}
+		return nil
+	})
+	if err != nil {
+		return e.Error(http.StatusServiceUnavailable, "The messages could not be stored; nothing was accepted. Retry later.", err)
+	}
+	if single {
+		return e.JSON(out[0].Status, out[0].Body)
+	}
+	return e.JSON(http.StatusOK, map[string]any{"accepted": accepted, "rejected": len(items) - accepted, "items": out})
+}
+
+// sendRecord applies the request-level checks of a record create to one item.
+func (s *Service) sendRecord(e *core.RequestEvent, col *core.Collection, item map[string]any, who audit) (*core.Record, *router.ApiError) {
+	superuser := e.HasSuperuserAuth()
+	if !superuser {
+		own := e.Auth.GetString("clinic")
+		if own == "" {
+			return nil, fieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
+		}
+		if c, _ := item["clinic"].(string); c != "" && c != own {
+			return nil, fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+		}
+		item["clinic"] = own
+	}
+	for _, f := range readOnlyFields["messages"] {
+		if _, ok := item[f]; ok {
+			return nil, badField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
+		}
+	}
+	rec := core.NewRecord(col)
+	for k, v := range item {
+		if k == "id" || col.Fields.GetByName(k) == nil {
+			continue
+		}
+		rec.Set(k, v)
+	}
+	rec.Set(auditKey, who)
+	return rec, nil
+}
