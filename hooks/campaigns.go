@@ -407,7 +407,7 @@ func (c *Campaigns) cancelBatch(id string) error {
 			m.Set("status", providers.StatusCanceled)
 			m.Set("status_reason", "campaign canceled")
 			m.Set("next_attempt_at", "")
-			if err := tx.Save(m); err != nil {
+			if err := c.s.persistMessage(tx, m); err != nil {
 				return fmt.Errorf("failed to cancel message %s: %w", m.Id, err)
 			}
 			if err := writeLog(tx, logEntry{Message: m.Id, Event: "canceled", Status: providers.StatusCanceled, Detail: map[string]any{"campaign": id}}); err != nil {

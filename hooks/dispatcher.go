@@ -164,7 +164,7 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 			attempt := r.GetInt("attempts") + 1
 			if err != nil {
 				// No provider can carry this channel: a configuration fault, not the patient's.
-				if err := failTx(tx, r, "no_provider", err.Error(), "", attempt, ""); err != nil {
+				if err := d.s.failTx(tx, r, "no_provider", err.Error(), "", attempt, ""); err != nil {
 					return err
 				}
 				continue
@@ -173,7 +173,7 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 			r.Set("attempts", attempt)
 			r.Set("provider", name)
 			r.Set("next_attempt_at", leaseEnd)
-			if err := tx.Save(r); err != nil {
+			if err := d.s.persistMessage(tx, r); err != nil {
 				return fmt.Errorf("failed to claim message %s: %w", r.Id, err)
 			}
 			if err := writeLog(tx, logEntry{Message: r.Id, Event: "sending", Status: providers.StatusSending, Provider: name, Detail: map[string]any{"attempt": attempt}}); err != nil {
@@ -284,13 +284,13 @@ func (d *Dispatcher) reconcile(p providers.Provider, msg *providers.Message, sen
 
 // finish writes the outcome of attempt c, unless the row has moved on without us.
 func (d *Dispatcher) finish(c claimed, receipt *providers.Receipt, sendErr error, reconciled string) {
-	err := d.s.app.RunInTransaction(func(tx core.App) error {
+	err := d.s.writer.Do(func(tx core.App) error {
 		rec, err := tx.FindRecordById("messages", c.rec.Id)
 		if err != nil {
 			return fmt.Errorf("failed to reload message: %w", err)
 		}
 		if sendErr == nil {
-			return markSent(tx, rec, c.provider, receipt, reconciled)
+			return d.s.markSent(tx, rec, c.provider, receipt, reconciled)
 		}
 		if rec.GetString("status") != providers.StatusSending || rec.GetInt("attempts") != c.attempt {
 			return nil // the lease was lost; whoever holds the row now decides
@@ -305,7 +305,7 @@ func (d *Dispatcher) finish(c claimed, receipt *providers.Receipt, sendErr error
 // release puts a claimed row back in the queue without counting the attempt: it was
 // never sent (our own rate limit, or the provider refused it with 429 before doing anything).
 func (d *Dispatcher) release(c claimed, reason string, after time.Duration) {
-	err := d.s.app.RunInTransaction(func(tx core.App) error {
+	err := d.s.writer.Do(func(tx core.App) error {
 		rec, err := tx.FindRecordById("messages", c.rec.Id)
 		if err != nil {
 			return fmt.Errorf("failed to reload message: %w", err)
@@ -313,19 +313,19 @@ func (d *Dispatcher) release(c claimed, reason string, after time.Duration) {
 		if rec.GetString("status") != providers.StatusSending || rec.GetInt("attempts") != c.attempt {
 			return nil
 		}
-		return releaseTx(tx, rec, c.provider, reason, after)
+		return d.s.releaseTx(tx, rec, c.provider, reason, after)
 	})
 	if err != nil {
 		d.s.app.Logger().Error("failed to release a message; its lease will expire", "message", c.rec.Id, "error", err)
 	}
 }
 
-func releaseTx(tx core.App, rec *core.Record, provider, reason string, after time.Duration) error {
+func (s *Service) releaseTx(tx core.App, rec *core.Record, provider, reason string, after time.Duration) error {
 	next := time.Now().UTC().Add(after)
 	rec.Set("status", providers.StatusQueued)
 	rec.Set("attempts", max(rec.GetInt("attempts")-1, 0))
 	rec.Set("next_attempt_at", next)
-	if err := tx.Save(rec); err != nil {
+	if err := s.persistMessage(tx, rec); err != nil {
 		return fmt.Errorf("failed to release message: %w", err)
 	}
 	return writeLog(tx, logEntry{Message: rec.Id, Event: "released", Status: providers.StatusQueued, Provider: provider,
@@ -355,14 +355,14 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 	case pe != nil && pe.HTTPStatus == http.StatusTooManyRequests && class == providers.ErrRetryable:
 		// The provider refused before doing anything: slow it down, keep the attempt.
 		pause := s.Router.Limiter(provider).Throttled(retryAfter)
-		return releaseTx(tx, rec, provider, "provider_throttled", pause)
+		return s.releaseTx(tx, rec, provider, "provider_throttled", pause)
 	case inDoubt:
 		// We cannot tell whether the provider has it; resending could reach the patient twice.
 		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
 		rec.Set("next_attempt_at", next)
 		rec.Set("error_code", code)
 		rec.Set("error_message", truncate(message, 1000))
-		if err := tx.Save(rec); err != nil {
+		if err := s.persistMessage(tx, rec); err != nil {
 			return fmt.Errorf("failed to mark message in doubt: %w", err)
 		}
 		detail["reconcile_at"] = formatTime(next)
@@ -373,16 +373,16 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 				return err
 			}
 		}
-		return failTx(tx, rec, "permanent", message, code, attempt, provider)
+		return s.failTx(tx, rec, "permanent", message, code, attempt, provider)
 	case attempt >= s.cfg.MaxAttempts:
-		return failTx(tx, rec, "attempts_exhausted", message, code, attempt, provider)
+		return s.failTx(tx, rec, "attempts_exhausted", message, code, attempt, provider)
 	default:
 		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
 		rec.Set("status", providers.StatusQueued)
 		rec.Set("next_attempt_at", next)
 		rec.Set("error_code", code)
 		rec.Set("error_message", truncate(message, 1000))
-		if err := tx.Save(rec); err != nil {
+		if err := s.persistMessage(tx, rec); err != nil {
 			return fmt.Errorf("failed to schedule retry: %w", err)
 		}
 		detail["next_attempt_at"] = formatTime(next)
@@ -390,13 +390,13 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 	}
 }
 
-func failTx(tx core.App, rec *core.Record, reason, message, code string, attempt int, provider string) error {
+func (s *Service) failTx(tx core.App, rec *core.Record, reason, message, code string, attempt int, provider string) error {
 	rec.Set("status", providers.StatusFailed)
 	rec.Set("status_reason", reason)
 	rec.Set("error_code", code)
 	rec.Set("error_message", truncate(message, 1000))
 	rec.Set("next_attempt_at", "")
-	if err := tx.Save(rec); err != nil {
+	if err := s.persistMessage(tx, rec); err != nil {
 		return fmt.Errorf("failed to mark message failed: %w", err)
 	}
 	return writeLog(tx, logEntry{Message: rec.Id, Event: "failed", Status: providers.StatusFailed, Provider: provider, ErrorCode: code,
@@ -405,7 +405,7 @@ func failTx(tx core.App, rec *core.Record, reason, message, code string, attempt
 
 // markSent records an accepted send. If a delivery report overtook it, the status stays
 // where the report put it and only the provider's details are filled in.
-func markSent(tx core.App, rec *core.Record, provider string, r *providers.Receipt, reconciled string) error {
+func (s *Service) markSent(tx core.App, rec *core.Record, provider string, r *providers.Receipt, reconciled string) error {
 	if r == nil {
 		r = &providers.Receipt{}
 	}
@@ -439,7 +439,7 @@ func markSent(tx core.App, rec *core.Record, provider string, r *providers.Recei
 	if rec.GetDateTime("sent_at").IsZero() {
 		rec.Set("sent_at", types.NowDateTime())
 	}
-	if err := tx.Save(rec); err != nil {
+	if err := s.persistMessage(tx, rec); err != nil {
 		return fmt.Errorf("failed to mark message sent: %w", err)
 	}
 	detail := map[string]any{"attempt": rec.GetInt("attempts"), "provider_message_id": r.ProviderMessageID}
@@ -477,7 +477,7 @@ func (d *Dispatcher) promoteScheduled() error {
 			n = len(recs)
 			for _, r := range recs {
 				r.Set("status", providers.StatusQueued)
-				if err := tx.Save(r); err != nil {
+				if err := d.s.persistMessage(tx, r); err != nil {
 					return err
 				}
 				if err := writeLog(tx, logEntry{Message: r.Id, Event: "queued", Status: providers.StatusQueued, Detail: map[string]any{"reason": "send_at reached"}}); err != nil {
@@ -538,7 +538,7 @@ func (d *Dispatcher) settleOne(r *core.Record) {
 		sendErr = &providers.Error{Provider: provider, Class: providers.ErrRetryable, Message: "the lease expired; the provider cannot reconcile, so the message is sent again", Err: sendErr}
 	}
 	leaseEnd := r.GetString("next_attempt_at")
-	err := d.s.app.RunInTransaction(func(tx core.App) error {
+	err := d.s.writer.Do(func(tx core.App) error {
 		rec, err := tx.FindRecordById("messages", r.Id)
 		if err != nil {
 			return err
@@ -550,7 +550,7 @@ func (d *Dispatcher) settleOne(r *core.Record) {
 			return err
 		}
 		if sendErr == nil {
-			return markSent(tx, rec, provider, receipt, outcome)
+			return d.s.markSent(tx, rec, provider, receipt, outcome)
 		}
 		return d.s.settleFailure(tx, rec, provider, sendErr, outcome)
 	})

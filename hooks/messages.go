@@ -410,31 +410,6 @@ type logEntry struct {
 	UserAgent string
 }
 
-func writeLog(app core.App, l logEntry) error {
-	col, err := app.FindCachedCollectionByNameOrId("message_logs")
-	if err != nil {
-		return fmt.Errorf("failed to find message_logs: %w", err)
-	}
-	r := core.NewRecord(col)
-	r.Set("message", l.Message)
-	r.Set("event", l.Event)
-	r.Set("status", l.Status)
-	r.Set("provider", l.Provider)
-	if l.Detail != nil {
-		r.Set("detail", l.Detail)
-	}
-	r.Set("error_code", l.ErrorCode)
-	r.Set("ip", l.IP)
-	if len(l.UserAgent) > 300 {
-		l.UserAgent = l.UserAgent[:300]
-	}
-	r.Set("user_agent", l.UserAgent)
-	if err := app.Save(r); err != nil {
-		return fmt.Errorf("failed to write message log: %w", err)
-	}
-	return nil
-}
-
 func nowUTC() time.Time { return time.Now().UTC() }
 
 // findOne returns the first record of collection matching a plain SQL condition, or

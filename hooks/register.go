@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 	"net/mail"
+	"time"
 
 	"clinicmsg/providers"
 
@@ -24,6 +25,7 @@ type Service struct {
 	unifonic   *providers.Unifonic
 	webhookIDs *recentSet
 	opsState   *opsState
+	writer     *writer
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver
@@ -41,6 +43,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	if err := s.buildRouter(); err != nil {
 		return nil, err
 	}
+	s.writer = newWriter(app, 256, 2*time.Millisecond)
 	s.Dispatcher = newDispatcher(s)
 	s.Campaigns = newCampaigns(s)
 	s.AppEvents = newAppEvents(s)
@@ -73,6 +76,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		s.registerWebhooks(se)
 		s.registerUI(se)
 		s.registerOpsRoutes(se)
+		s.writer.Start()
 		s.Dispatcher.Start()
 		s.Campaigns.Start()
 		s.AppEvents.Start()
@@ -99,6 +103,7 @@ func (s *Service) Stop() {
 	if s.mock != nil {
 		s.mock.Close()
 	}
+	s.writer.Stop()
 }
 
 func (s *Service) buildRouter() error {

@@ -44,7 +44,7 @@ var errMessageNotFound = errors.New("no message matches this status report")
 // came from, for the audit trail.
 func (s *Service) ApplyStatus(u providers.StatusUpdate, provider, source string) (bool, error) {
 	var changed bool
-	err := s.app.RunInTransaction(func(tx core.App) error {
+	err := s.writer.Do(func(tx core.App) error {
 		rec, err := findReported(tx, u)
 		if err != nil {
 			return err
@@ -120,7 +120,7 @@ func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusU
 		rec.Set("cost", u.Cost)
 		rec.Set("currency", u.Currency)
 	}
-	if err := tx.Save(rec); err != nil {
+	if err := s.persistMessage(tx, rec); err != nil {
 		return false, fmt.Errorf("failed to save reported status: %w", err)
 	}
 	if provider == "twilio" && u.ErrorCode == providers.TwilioCodeOptedOut {
@@ -156,7 +156,7 @@ func (s *Service) updateBilling(tx core.App, rec *core.Record, u providers.Statu
 	if !changed {
 		return nil
 	}
-	if err := tx.Save(rec); err != nil {
+	if err := s.persistMessage(tx, rec); err != nil {
 		return fmt.Errorf("failed to save billing details: %w", err)
 	}
 	return nil

@@ -1,0 +1,55 @@
+package hooks_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"clinicmsg/hooks"
+
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// BenchmarkLifecycle measures messages carried from created to delivered on the mock
+// provider (no network), in-process: the appliance's own cost per message.
+// Run: go test -run '^$' -bench Lifecycle -benchtime 1x ./hooks/ (N messages per op).
+func BenchmarkLifecycle(b *testing.B) {
+	const n = 5000
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b, func(c *hooks.Config) {
+			c.Workers, c.ClaimBatch = 256, 256
+			c.MockDeliverAfter = 50 * time.Millisecond
+		})
+		e.svc.Dispatcher.Stop()
+		col, _ := e.app.FindCollectionByNameOrId("messages")
+		err := e.app.RunInTransaction(func(tx core.App) error {
+			for i := range n {
+				rec := core.NewRecord(col)
+				rec.Load(map[string]any{"clinic": e.clinicA.Id, "channel": "sms", "to": fmt.Sprintf("0501%06d", i), "body": "x"})
+				if err := tx.Save(rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := hooks.NewDispatcherForBench(e.svc)
+		b.StartTimer()
+		start := time.Now()
+		d.Start()
+		for delivered := 0; delivered < n; {
+			time.Sleep(20 * time.Millisecond)
+			if err := e.app.DB().NewQuery("SELECT COUNT(*) FROM messages WHERE status = 'delivered'").Row(&delivered); err != nil {
+				b.Fatal(err)
+			}
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		d.Stop()
+		b.ReportMetric(float64(n)/el.Seconds(), "msg/s")
+		e.close()
+	}
+}

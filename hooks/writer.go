@@ -1,0 +1,121 @@
+package hooks
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// writer commits the hot path's small writes in groups: SQLite has one write connection,
+// and a transaction per send outcome or delivery report spends most of its time beginning
+// and committing. Each caller still waits for its own commit, so a webhook is answered only
+// once its change is durable.
+type writer struct {
+	app      core.App
+	ops      chan *writeOp
+	maxBatch int
+	window   time.Duration
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	done    chan struct{}
+}
+
+type writeOp struct {
+	fn   func(tx core.App) error
+	done chan error
+}
+
+func newWriter(app core.App, maxBatch int, window time.Duration) *writer {
+	return &writer{app: app, ops: make(chan *writeOp, maxBatch*4), maxBatch: maxBatch, window: window}
+}
+
+// Do runs fn in a group transaction and returns once it is committed (or failed). When the
+// writer is not running, fn gets a transaction of its own.
+func (w *writer) Do(fn func(tx core.App) error) error {
+	w.mu.Lock()
+	running := w.started && !w.stopped
+	if !running {
+		w.mu.Unlock()
+		return w.app.RunInTransaction(fn)
+	}
+	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	w.ops <- op // under the lock, so Stop cannot close the channel underneath
+	w.mu.Unlock()
+	return <-op.done
+}
+
+func (w *writer) Start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started || w.stopped {
+		return
+	}
+	w.started = true
+	w.done = make(chan struct{})
+	go w.loop()
+}
+
+// Stop commits what is queued and stops; later writes get their own transactions.
+func (w *writer) Stop() {
+	w.mu.Lock()
+	if !w.started || w.stopped {
+		w.stopped = true
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	close(w.ops)
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *writer) loop() {
+	defer close(w.done)
+	batch := make([]*writeOp, 0, w.maxBatch)
+	for op := range w.ops {
+		batch = append(batch[:0], op)
+		// Gather what is already waiting, then give latecomers a short window.
+		timer := time.NewTimer(w.window)
+	gather:
+		for len(batch) < w.maxBatch {
+			select {
+			case next, ok := <-w.ops:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, next)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		w.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction; if any op fails, the batch is rolled back and
+// each op is run again alone, so one bad write never fails its neighbours.
+func (w *writer) commit(batch []*writeOp) {
+	if len(batch) > 1 {
+		err := w.app.RunInTransaction(func(tx core.App) error {
+			for _, op := range batch {
+				if err := op.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, op := range batch {
+				op.done <- nil
+			}
+			return
+		}
+	}
+	for _, op := range batch {
+		op.done <- w.app.RunInTransaction(op.fn)
+	}
+}
