@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 )
@@ -108,7 +107,7 @@ func (s *Service) onClinicSave(e *core.RecordEvent) error {
 	if r.GetString("timezone") == "" {
 		r.Set("timezone", "Asia/Riyadh")
 	}
-	if _, err := time.LoadLocation(r.GetString("timezone")); err != nil {
+	if _, err := loadLocation(r.GetString("timezone")); err != nil {
 		return badField("timezone", "validation_invalid_timezone", fmt.Sprintf("timezone %q is not an IANA time zone such as Asia/Riyadh", r.GetString("timezone")))
 	}
 	if r.GetString("country") == "" {

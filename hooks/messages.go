@@ -177,7 +177,7 @@ func (s *Service) findDuplicate(app core.App, rec *core.Record) (string, error) 
 }
 
 func clinicLocation(clinic *core.Record) *time.Location {
-	loc, err := time.LoadLocation(clinic.GetString("timezone"))
+	loc, err := loadLocation(clinic.GetString("timezone"))
 	if err != nil {
 		return time.UTC
 	}
@@ -188,7 +188,7 @@ func (s *Service) clinicOf(app core.App, id string) (*core.Record, error) {
 	if id == "" {
 		return nil, badField("clinic", "validation_required", "clinic is required")
 	}
-	clinic, err := app.FindRecordById("clinics", id)
+	clinic, err := s.clinicCache.get(app, id)
 	if err != nil {
 		return nil, badField("clinic", "validation_invalid_clinic", fmt.Sprintf("clinic %q does not exist", id))
 	}

@@ -14,18 +14,19 @@ import (
 
 // Service is clinicmsg bound to one PocketBase app.
 type Service struct {
-	app        core.App
-	cfg        Config
-	Router     *providers.Router
-	Dispatcher *Dispatcher
-	Campaigns  *Campaigns
-	AppEvents  *AppEvents
-	mock       *providers.Mock
-	twilio     *providers.Twilio
-	unifonic   *providers.Unifonic
-	webhookIDs *recentSet
-	opsState   *opsState
-	writer     *writer
+	app         core.App
+	cfg         Config
+	Router      *providers.Router
+	Dispatcher  *Dispatcher
+	Campaigns   *Campaigns
+	AppEvents   *AppEvents
+	mock        *providers.Mock
+	twilio      *providers.Twilio
+	unifonic    *providers.Unifonic
+	webhookIDs  *recentSet
+	opsState    *opsState
+	writer      *writer
+	clinicCache *clinicCache
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver
@@ -44,12 +45,17 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.writer = newWriter(app, 256, 2*time.Millisecond)
+	s.clinicCache = newClinicCache(5 * time.Second)
 	s.Dispatcher = newDispatcher(s)
 	s.Campaigns = newCampaigns(s)
 	s.AppEvents = newAppEvents(s)
 
 	app.OnRecordCreate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordUpdate("clinics").BindFunc(s.onClinicSave)
+	app.OnRecordAfterUpdateSuccess("clinics").BindFunc(func(e *core.RecordEvent) error {
+		s.clinicCache.forget(e.Record.Id)
+		return e.Next()
+	})
 	app.OnRecordCreate("preferences").BindFunc(s.onPreferenceSave)
 	app.OnRecordUpdate("preferences").BindFunc(s.onPreferenceSave)
 	app.OnRecordCreateRequest(clinicScoped...).BindFunc(s.onScopedCreateRequest)

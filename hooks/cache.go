@@ -1,0 +1,64 @@
+package hooks
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// clinicCache keeps clinic records for a few seconds: every send and every create reads
+// its clinic, and clinics change rarely (an edit takes effect within the TTL).
+type clinicCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	entries map[string]clinicEntry
+}
+
+type clinicEntry struct {
+	rec *core.Record
+	at  time.Time
+}
+
+func newClinicCache(ttl time.Duration) *clinicCache {
+	return &clinicCache{ttl: ttl, entries: map[string]clinicEntry{}}
+}
+
+// get returns a copy of the clinic, from the cache or from app.
+func (c *clinicCache) get(app core.App, id string) (*core.Record, error) {
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < c.ttl {
+		return e.rec.Fresh(), nil
+	}
+	rec, err := app.FindRecordById("clinics", id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.entries[id] = clinicEntry{rec: rec.Fresh(), at: time.Now()}
+	c.mu.Unlock()
+	return rec, nil
+}
+
+// forget drops a clinic that was just changed.
+func (c *clinicCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
+}
+
+var locations sync.Map // IANA name -> *time.Location
+
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
+}
