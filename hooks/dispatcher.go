@@ -147,41 +147,63 @@ func (d *Dispatcher) fill(ctx context.Context) {
 
 func (d *Dispatcher) claim(n int) ([]claimed, error) {
 	now := time.Now().UTC()
-	leaseEnd := now.Add(d.s.cfg.Lease)
+	params := dbx.Params{"now": formatTime(now), "lease": formatTime(now.Add(d.s.cfg.Lease)), "n": n}
+	// A canceled campaign's queued messages are left for the campaign runner to cancel.
+	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}
+		WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= {:now}
+			AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))
+			ORDER BY next_attempt_at LIMIT {:n})
+		RETURNING id, channel`
 	var out []claimed
 	err := d.s.app.RunInTransaction(func(tx core.App) error {
 		out = out[:0]
-		var recs []*core.Record
-		// A canceled campaign's queued messages are left for the campaign runner to cancel.
-		err := tx.RecordQuery("messages").
-			AndWhere(dbx.NewExp("status = 'queued' AND next_attempt_at <= {:now} AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))", dbx.Params{"now": formatTime(now)})).
-			OrderBy("next_attempt_at").Limit(int64(n)).All(&recs)
-		if err != nil {
-			return fmt.Errorf("failed to find due messages: %w", err)
+		var rows []struct {
+			ID      string `db:"id"`
+			Channel string `db:"channel"`
 		}
-		for _, r := range recs {
-			name, _, err := d.s.Router.For(r.GetString("channel"))
-			attempt := r.GetInt("attempts") + 1
+		if err := tx.DB().NewQuery(query).Bind(params).All(&rows); err != nil {
+			return fmt.Errorf("failed to claim due messages: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		// One routing decision per channel of the batch: the router's failover state is
+		// read only for channels that have something to send.
+		byChannel := map[string][]any{}
+		for _, r := range rows {
+			byChannel[r.Channel] = append(byChannel[r.Channel], r.ID)
+		}
+		for ch, ids := range byChannel {
+			name, _, err := d.s.Router.For(ch)
 			if err != nil {
-				// No provider can carry this channel: a configuration fault, not the patient's.
-				if err := d.s.failTx(tx, r, "no_provider", err.Error(), "", attempt, ""); err != nil {
+				name = "" // no provider can carry it: failed below, a configuration fault
+			}
+			if _, err := tx.DB().Update("messages", dbx.Params{"provider": name}, dbx.In("id", ids...)).Execute(); err != nil {
+				return fmt.Errorf("failed to route claimed messages: %w", err)
+			}
+		}
+		in := make([]any, len(rows))
+		for i, r := range rows {
+			in[i] = r.ID
+		}
+		var recs []*core.Record
+		if err := tx.RecordQuery("messages").AndWhere(dbx.In("id", in...)).OrderBy("next_attempt_at").All(&recs); err != nil {
+			return fmt.Errorf("failed to load claimed messages: %w", err)
+		}
+		logs := make([]logEntry, 0, len(recs))
+		for _, r := range recs {
+			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now}
+			if c.provider == "" {
+				if err := d.s.failTx(tx, r, "no_provider", "no provider is configured for channel "+r.GetString("channel"), "", c.attempt, ""); err != nil {
 					return err
 				}
 				continue
 			}
-			r.Set("status", providers.StatusSending)
-			r.Set("attempts", attempt)
-			r.Set("provider", name)
-			r.Set("next_attempt_at", leaseEnd)
-			if err := d.s.persistMessage(tx, r); err != nil {
-				return fmt.Errorf("failed to claim message %s: %w", r.Id, err)
-			}
-			if err := writeLog(tx, logEntry{Message: r.Id, Event: "sending", Status: providers.StatusSending, Provider: name, Detail: map[string]any{"attempt": attempt}}); err != nil {
-				return err
-			}
-			out = append(out, claimed{rec: r, attempt: attempt, provider: name, claimedAt: now})
+			out = append(out, c)
+			logs = append(logs, logEntry{Message: r.Id, Event: "sending", Status: providers.StatusSending, Provider: c.provider, Detail: map[string]any{"attempt": c.attempt}})
+			d.s.announceAfterCommit(tx, r)
 		}
-		return nil
+		return writeLogs(tx, logs)
 	})
 	if err != nil {
 		return nil, err

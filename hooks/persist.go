@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pocketbase/dbx"
@@ -60,32 +61,50 @@ func (s *Service) announceAfterCommit(tx core.App, rec *core.Record) {
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 
+var logColumns = []string{"id", "message", "event", "status", "provider", "detail", "error_code", "ip", "user_agent", "created"}
+
 // writeLog appends one row to a message's audit trail.
 func writeLog(app core.App, l logEntry) error {
-	detail := "null"
-	if l.Detail != nil {
-		b, err := json.Marshal(l.Detail)
-		if err != nil {
-			return fmt.Errorf("failed to encode message log detail: %w", err)
+	return writeLogs(app, []logEntry{l})
+}
+
+// writeLogs appends rows to message audit trails with one statement.
+func writeLogs(app core.App, entries []logEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	now := formatTime(time.Now().UTC())
+	params := make(dbx.Params, len(entries)*len(logColumns))
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO message_logs (" + strings.Join(logColumns, ", ") + ") VALUES ")
+	for i, l := range entries {
+		detail := "null"
+		if l.Detail != nil {
+			b, err := json.Marshal(l.Detail)
+			if err != nil {
+				return fmt.Errorf("failed to encode message log detail: %w", err)
+			}
+			detail = string(b)
 		}
-		detail = string(b)
+		if len(l.UserAgent) > 300 {
+			l.UserAgent = l.UserAgent[:300]
+		}
+		values := []any{security.RandomStringWithAlphabet(15, idAlphabet), l.Message, l.Event, l.Status, l.Provider, detail, l.ErrorCode, l.IP, l.UserAgent, now}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(")
+		for j, v := range values {
+			key := fmt.Sprintf("l%d_%d", i, j)
+			params[key] = v
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("{:" + key + "}")
+		}
+		sb.WriteString(")")
 	}
-	if len(l.UserAgent) > 300 {
-		l.UserAgent = l.UserAgent[:300]
-	}
-	_, err := app.DB().Insert("message_logs", dbx.Params{
-		"id":         security.RandomStringWithAlphabet(15, idAlphabet),
-		"message":    l.Message,
-		"event":      l.Event,
-		"status":     l.Status,
-		"provider":   l.Provider,
-		"detail":     detail,
-		"error_code": l.ErrorCode,
-		"ip":         l.IP,
-		"user_agent": l.UserAgent,
-		"created":    formatTime(time.Now().UTC()),
-	}).Execute()
-	if err != nil {
+	if _, err := app.DB().NewQuery(sb.String()).Bind(params).Execute(); err != nil {
 		return fmt.Errorf("failed to write message log: %w", err)
 	}
 	return nil
