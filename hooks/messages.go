@@ -133,7 +133,11 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 		who = a
 	}
 
-	return e.App.RunInTransaction(func(tx core.App) error {
+	// The insert and its first audit row commit together. e.App is put back afterwards:
+	// PocketBase announces the create (realtime) with it, and the transaction is over by then.
+	orig := e.App
+	defer func() { e.App = orig }()
+	return orig.RunInTransaction(func(tx core.App) error {
 		e.App = tx
 		if err := e.Next(); err != nil {
 			return err
