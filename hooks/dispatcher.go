@@ -167,17 +167,17 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		if len(rows) == 0 {
 			return nil
 		}
-		// One routing decision per channel of the batch: the router's failover state is
-		// read only for channels that have something to send.
-		byChannel := map[string][]any{}
+		// A routing decision per message: while the primary is being probed after an
+		// outage, only one message goes to it and the rest to the fallback.
+		byProvider := map[string][]any{}
 		for _, r := range rows {
-			byChannel[r.Channel] = append(byChannel[r.Channel], r.ID)
-		}
-		for ch, ids := range byChannel {
-			name, _, err := d.s.Router.For(ch)
+			name, _, err := d.s.Router.For(r.Channel)
 			if err != nil {
 				name = "" // no provider can carry it: failed below, a configuration fault
 			}
+			byProvider[name] = append(byProvider[name], r.ID)
+		}
+		for name, ids := range byProvider {
 			if _, err := tx.DB().Update("messages", dbx.Params{"provider": name}, dbx.In("id", ids...)).Execute(); err != nil {
 				return fmt.Errorf("failed to route claimed messages: %w", err)
 			}

@@ -68,10 +68,13 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		return e.Next()
 	})
 	app.OnRecordAfterCreateSuccess("messages").BindFunc(func(e *core.RecordEvent) error {
+		// Announce the create (realtime) before the dispatcher can announce its first
+		// update, so that subscribers see them in order.
+		err := e.Next()
 		if e.Record.GetString("status") == providers.StatusQueued {
 			s.Dispatcher.Wake()
 		}
-		return e.Next()
+		return err
 	})
 
 	s.bindOps()

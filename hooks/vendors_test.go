@@ -238,7 +238,7 @@ func TestFailoverToTheFallbackAndBack(t *testing.T) {
 	e := newEnv(t, withTwilio(twilio), withUnifonic(unifonic), func(c *hooks.Config) {
 		c.SMSFallbackProvider = "unifonic"
 		c.FailoverThreshold = 3
-		c.FailoverCooldown = 300 * time.Millisecond
+		c.FailoverCooldown = time.Second
 	})
 	outage := providertest.TwilioServerError()
 	twilio.SetOutage(&outage)
@@ -265,7 +265,7 @@ func TestFailoverToTheFallbackAndBack(t *testing.T) {
 	must(t, len(unifonic.Messages()) == 6, "expected 6 messages at the fallback, got %d", len(unifonic.Messages()))
 
 	twilio.SetOutage(nil)
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": "0501234599", "body": "x"})
 	rec := e.waitStatus(res.str("id"), "sent", 5*time.Second)
 	must(t, rec.GetString("provider") == "twilio", "expected the primary back after it recovered, got %s", rec.GetString("provider"))
