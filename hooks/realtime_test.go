@@ -87,7 +87,9 @@ func TestRealtimeSeesEveryChange(t *testing.T) {
 			t.Fatalf("expected create and updates up to delivered, saw %v", seen)
 		}
 	}
-	must(t, len(seen) > 0 && seen[0] == "create:queued", "expected the create first, saw %v", seen)
+	// The create is announced after its commit, so a claim by the dispatcher's sweep can
+	// be announced first; subscribers get both either way.
+	must(t, strings.Contains(strings.Join(seen, ","), "create:queued"), "expected the create, saw %v", seen)
 	must(t, strings.Contains(strings.Join(seen, ","), "update:sending") && strings.Contains(strings.Join(seen, ","), "update:sent"), "expected each status, saw %v", seen)
 	select {
 	case ev := <-other:
