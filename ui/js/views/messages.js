@@ -1,0 +1,331 @@
+// Messages: the clinic's messages, newest first, kept live by a realtime subscription
+// (new rows and status changes appear without a reload); filters by status, channel, day
+// and phone; a message's timeline from message_logs; retry for a failed one.
+import { retry, errorText } from '../api.js';
+import { h, fill, debounce } from '../dom.js';
+import { t, tOr, fmtNumber, fmtDateTime, fmtTime, zonedToDate, pbDate, asciiDigits, todayLocal } from '../i18n.js';
+import { badge } from './overview.js';
+
+export const STATUSES = ['scheduled', 'queued', 'sending', 'sent', 'delivered', 'read', 'failed', 'undelivered', 'canceled', 'skipped'];
+export const CHANNELS = ['sms', 'whatsapp', 'email'];
+const PAGE = 50;
+// Filters survive a visit to another screen and a language switch.
+const filters = { status: '', channel: '', day: '', phone: '' };
+
+export function mount(el, ctx, params) {
+	const { pb } = ctx;
+	let alive = true;
+	let unsub = null;
+	let page = 1;
+	let totalItems = 0;
+	const rows = new Map(); // id -> record
+	let openId = null;
+	let detailRefresh = null;
+
+	const live = h('span', { class: 'live', id: 'live-state', dataset: { state: 'connecting' } }, t('messages.connecting'));
+	const count = h('p', { class: 'muted', id: 'messages-count', 'aria-live': 'polite' });
+	const listError = h('p', { class: 'form-error', role: 'alert', hidden: true });
+	const tbody = h('tbody', { id: 'messages-body' });
+	const more = h('button', { type: 'button', id: 'messages-more', hidden: true, onclick: () => load(page + 1) }, t('messages.more'));
+	const empty = h('p', { class: 'empty', id: 'messages-empty', hidden: true }, t('messages.empty'));
+	const dialog = h('dialog', { class: 'detail', id: 'message-detail', 'aria-labelledby': 'detail-title' });
+	dialog.addEventListener('close', () => { openId = null; });
+
+	const sel = (name, options, label) => {
+		const id = `filter-${name}`;
+		return h('div', { class: 'field' },
+			h('label', { for: id }, label),
+			h('select', {
+				id, value: filters[name],
+				onchange: (ev) => { filters[name] = ev.target.value; load(1); },
+			}, h('option', { value: '' }, t('messages.all')), options));
+	};
+	const phone = h('input', {
+		id: 'filter-phone', type: 'search', dir: 'ltr', inputmode: 'tel', autocomplete: 'off', value: filters.phone,
+		placeholder: '05…', oninput: debounce((ev) => { filters.phone = ev.target.value; load(1); }, 350),
+	});
+	const day = h('input', {
+		id: 'filter-day', type: 'date', value: filters.day, max: todayLocal(),
+		onchange: (ev) => { filters.day = ev.target.value; load(1); },
+	});
+	const form = h('form', { class: 'filters', role: 'search', 'aria-label': t('messages.filters'), onsubmit: (ev) => ev.preventDefault() },
+		sel('status', STATUSES.map((s) => h('option', { value: s }, tOr(`status.${s}`, s))), t('messages.status')),
+		sel('channel', CHANNELS.map((c) => h('option', { value: c }, t(`channel.${c}`))), t('messages.channel')),
+		h('div', { class: 'field' }, h('label', { for: 'filter-day' }, t('messages.day')), day),
+		h('div', { class: 'field' }, h('label', { for: 'filter-phone' }, t('messages.phone')), phone),
+		h('div', { class: 'field actions' }, h('button', {
+			type: 'button', id: 'filter-clear',
+			onclick: () => { Object.assign(filters, { status: '', channel: '', day: '', phone: '' }); form.reset(); load(1); },
+		}, t('messages.clear'))));
+
+	fill(el,
+		h('div', { class: 'screen-head' }, h('h1', {}, t('messages.title')), h('div', { class: 'head-actions' }, live,
+			h('a', { class: 'button primary', href: '#/compose' }, t('messages.new')))),
+		form, count, listError,
+		h('div', { class: 'table-wrap' },
+			h('table', { class: 'list messages', 'aria-describedby': 'messages-count' },
+				h('thead', {}, h('tr', {},
+					h('th', { scope: 'col' }, t('messages.col_time')),
+					h('th', { scope: 'col' }, t('messages.col_to')),
+					h('th', { scope: 'col' }, t('messages.col_channel')),
+					h('th', { scope: 'col' }, t('messages.col_status')),
+					h('th', { scope: 'col', class: 'col-body' }, t('messages.col_message')),
+					h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, t('messages.col_actions'))))),
+				tbody)),
+		empty, more, dialog);
+
+	function filterExpr() {
+		const parts = [];
+		const p = {};
+		if (filters.status) { parts.push('status = {:status}'); p.status = filters.status; }
+		if (filters.channel) { parts.push('channel = {:channel}'); p.channel = filters.channel; }
+		if (filters.day) {
+			const next = nextDay(filters.day);
+			parts.push('created >= {:from} && created < {:to}');
+			p.from = pbDate(zonedToDate(filters.day));
+			p.to = pbDate(zonedToDate(next));
+		}
+		const q = phoneQuery(filters.phone);
+		if (q) { parts.push('to ~ {:phone}'); p.phone = q; }
+		return parts.length ? pb.filter(parts.join(' && '), p) : '';
+	}
+
+	/** the same filter, on one record from the realtime stream */
+	function matches(r) {
+		if (filters.status && r.status !== filters.status) return false;
+		if (filters.channel && r.channel !== filters.channel) return false;
+		if (filters.day) {
+			const c = new Date(r.created.replace(' ', 'T'));
+			if (c < zonedToDate(filters.day) || c >= zonedToDate(nextDay(filters.day))) return false;
+		}
+		const q = phoneQuery(filters.phone);
+		if (q && !String(r.to).toLowerCase().includes(q.toLowerCase())) return false;
+		return true;
+	}
+
+	async function load(p) {
+		listError.hidden = true;
+		try {
+			const res = await pb.collection('messages').getList(p, PAGE, { filter: filterExpr(), sort: '-created,-id', skipTotal: false });
+			if (!alive) return;
+			if (p === 1) { rows.clear(); tbody.replaceChildren(); }
+			page = p;
+			totalItems = res.totalItems;
+			for (const r of res.items) {
+				if (rows.has(r.id)) continue;
+				rows.set(r.id, r);
+				tbody.append(row(r));
+			}
+			more.hidden = res.page >= res.totalPages;
+			showCount();
+		} catch (err) {
+			if (ctx.fail(err)) return;
+			fill(listError, errorText(err));
+			listError.hidden = false;
+		}
+	}
+
+	function showCount() {
+		fill(count, t('messages.count', { shown: fmtNumber(rows.size), total: fmtNumber(Math.max(totalItems, rows.size)) }));
+		empty.hidden = rows.size > 0;
+	}
+
+	function row(r, fresh = false) {
+		const text = r.body || r.subject || (r.template ? `${r.template}` : '');
+		return h('tr', { dataset: { id: r.id, status: r.status }, class: fresh ? 'fresh' : null },
+			h('td', { class: 'nowrap', 'data-label': t('messages.col_time') }, fmtDateTime(r.created)),
+			h('td', { class: 'nowrap', 'data-label': t('messages.col_to') }, h('span', { dir: 'ltr', class: 'phone' }, r.to)),
+			h('td', { 'data-label': t('messages.col_channel') }, tOr(`channel.${r.channel}`, r.channel)),
+			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? h('span', { class: 'reason', dir: 'auto' }, r.status_reason) : null),
+			h('td', { class: 'col-body', 'data-label': t('messages.col_message') }, h('span', { class: 'body-excerpt', dir: 'auto' }, text)),
+			h('td', { class: 'row-actions' },
+				h('button', { type: 'button', class: 'small', onclick: () => openDetail(r.id), 'aria-label': t('messages.view_label', { to: r.to }) }, t('messages.view')),
+				r.status === 'failed' ? retryButton(r, 'small') : null));
+	}
+
+	function retryButton(r, cls = '') {
+		const b = h('button', {
+			type: 'button', class: `retry ${cls}`, dataset: { id: r.id },
+			onclick: async () => {
+				b.disabled = true;
+				try {
+					await retry(r.id);
+					ctx.toast(t('messages.retried'));
+				} catch (err) {
+					if (ctx.fail(err)) return;
+					ctx.toast(errorText(err), 'error');
+					b.disabled = false;
+				}
+			},
+		}, t('messages.retry'));
+		return b;
+	}
+
+	function upsert(r, action) {
+		const existing = tbody.querySelector(`tr[data-id="${CSS.escape(r.id)}"]`);
+		if (action === 'delete') {
+			existing?.remove();
+			if (rows.delete(r.id)) totalItems -= 1;
+		} else if (existing) {
+			rows.set(r.id, r);
+			existing.replaceWith(row(r));
+		} else if (matches(r) && isNewer(r)) {
+			// A create, or the first update of a message whose create event was not heard.
+			rows.set(r.id, r);
+			totalItems += 1;
+			insertSorted(row(r, true), r);
+		}
+		showCount();
+		if (openId === r.id && action !== 'delete') {
+			renderDetail(r);
+			detailRefresh?.();
+		}
+	}
+
+	/** newer than the oldest row shown (older ones belong to a later page) */
+	function isNewer(r) {
+		const last = tbody.lastElementChild && rows.get(tbody.lastElementChild.dataset.id);
+		return !last || more.hidden || r.created >= last.created;
+	}
+
+	function insertSorted(tr, r) {
+		for (const el of tbody.children) {
+			const o = rows.get(el.dataset.id);
+			if (o && (o.created < r.created || (o.created === r.created && o.id < r.id))) {
+				el.before(tr);
+				return;
+			}
+		}
+		tbody.append(tr);
+	}
+
+	// Catch up every few seconds on rows whose realtime event was missed (a reconnect, or a
+	// create the server did not announce): the newest first page, merged in place.
+	async function catchUp() {
+		if (!alive || document.hidden) return;
+		try {
+			const newest = tbody.firstElementChild && rows.get(tbody.firstElementChild.dataset.id);
+			const since = newest ? pb.filter('created >= {:c}', { c: newest.created }) : '';
+			const f = [filterExpr(), since].filter(Boolean).map((x) => `(${x})`).join(' && ');
+			const res = await pb.collection('messages').getList(1, PAGE, { filter: f, sort: '-created,-id', skipTotal: true });
+			if (!alive) return;
+			for (const r of res.items.reverse()) if (!rows.has(r.id)) upsert(r, 'create');
+		} catch { /* the next round tries again */ }
+	}
+	const catchUpTimer = setInterval(catchUp, 5000);
+
+	async function openDetail(id) {
+		openId = id;
+		let r = rows.get(id);
+		try {
+			r = await pb.collection('messages').getOne(id);
+		} catch (err) {
+			if (ctx.fail(err)) return;
+			if (!r) { ctx.toast(errorText(err), 'error'); return; }
+		}
+		if (!alive) return;
+		renderDetail(r);
+		if (!dialog.open) dialog.showModal();
+		detailRefresh = debounce(() => loadLogs(id), 150);
+		loadLogs(id);
+	}
+
+	const timeline = h('ol', { class: 'timeline', id: 'timeline' });
+	function renderDetail(r) {
+		const kv = (label, value, opts = {}) => (value == null || value === '' ? null : [h('dt', {}, label), h('dd', opts, value)]);
+		fill(dialog,
+			h('div', { class: 'dialog-head' },
+				h('h2', { id: 'detail-title' }, t('messages.detail_title')),
+				h('button', { type: 'button', class: 'icon', 'aria-label': t('common.close'), onclick: () => dialog.close() }, '×')),
+			h('div', { class: 'detail-body' },
+				h('div', { class: 'detail-status' }, badge('status', r.status, 'detail-status'), r.status === 'failed' ? retryButton(r) : null),
+				h('dl', { class: 'kv' },
+					kv(t('messages.col_to'), h('span', { dir: 'ltr' }, r.to)),
+					kv(t('messages.col_channel'), tOr(`channel.${r.channel}`, r.channel)),
+					kv(t('messages.reason'), r.status_reason, { dir: 'auto' }),
+					kv(t('messages.template'), r.template),
+					kv(t('messages.patient'), r.patient_id),
+					kv(t('messages.language'), r.language ? t(`lang.${r.language}`) : ''),
+					kv(t('messages.provider'), r.provider),
+					kv(t('messages.attempts'), r.attempts ? fmtNumber(r.attempts) : ''),
+					kv(t('messages.error'), r.error_code || r.error_message ? `${r.error_code || ''} ${r.error_message || ''}`.trim() : '', { dir: 'auto' }),
+					kv(t('messages.encoding'), r.encoding ? t(`encoding.${r.encoding}`) : ''),
+					kv(t('compose.segments'), r.channel === 'sms' && r.segments ? fmtNumber(r.segments) : ''),
+					kv(t('messages.cost'), r.cost ? `${fmtNumber(r.cost, { maximumFractionDigits: 4 })} ${r.currency || ''}` : ''),
+					kv(t('messages.created'), fmtDateTime(r.created)),
+					kv(t('messages.sent_at'), r.sent_at ? fmtDateTime(r.sent_at) : ''),
+					kv(t('messages.delivered_at'), r.delivered_at ? fmtDateTime(r.delivered_at) : ''),
+					kv(t('messages.read_at'), r.read_at ? fmtDateTime(r.read_at) : '')),
+				r.subject ? h('p', { class: 'subject', dir: 'auto' }, r.subject) : null,
+				h('div', { class: 'bubble', dir: 'auto', id: 'detail-body' }, r.body || ''),
+				h('h3', {}, t('messages.timeline')),
+				timeline));
+	}
+
+	async function loadLogs(id) {
+		try {
+			const logs = await pb.collection('message_logs').getFullList({ filter: pb.filter('message = {:id}', { id }), sort: 'created,id' });
+			if (!alive || openId !== id) return;
+			fill(timeline, logs.length ? logs.map((l) => h('li', { dataset: { event: l.event, status: l.status || '' } },
+				h('time', { datetime: l.created }, fmtTime(l.created)),
+				h('span', { class: 'event' }, tOr(`event.${l.event}`, l.event)),
+				l.status ? badge('status', l.status) : null,
+				l.provider ? h('span', { class: 'muted' }, l.provider) : null,
+				l.error_code ? h('code', {}, l.error_code) : null,
+				detailText(l.detail))) : h('li', { class: 'muted' }, t('messages.no_logs')));
+		} catch (err) {
+			if (ctx.fail(err)) return;
+			fill(timeline, h('li', { class: 'form-error' }, errorText(err)));
+		}
+	}
+
+	async function subscribe() {
+		try {
+			const u = await pb.collection('messages').subscribe('*', (e) => upsert(e.record, e.action));
+			if (!alive) { u(); return; }
+			unsub = u;
+			live.dataset.state = 'live';
+			fill(live, t('messages.live'));
+		} catch (err) {
+			live.dataset.state = 'off';
+			fill(live, t('messages.not_live'));
+		}
+	}
+
+	function cleanup() {
+		alive = false;
+		clearInterval(catchUpTimer);
+		if (unsub) unsub().catch(() => {});
+		if (dialog.open) dialog.close();
+	}
+
+	const api = { unmount: cleanup, update: (p) => { if (p.get('id')) openDetail(p.get('id')); } };
+	subscribe();
+	load(1).then(() => { if (params?.get('id')) openDetail(params.get('id')); });
+	return api;
+}
+
+function nextDay(day) {
+	const [y, m, d] = day.split('-').map(Number);
+	return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+}
+
+/** a typed phone as the part of an E.164 number to search for: 050 123 → "50123" */
+function phoneQuery(v) {
+	const s = asciiDigits(String(v || '').trim());
+	if (!s) return '';
+	if (s.includes('@')) return s;
+	let d = s.replace(/\D/g, '');
+	if (d.startsWith('00')) d = d.slice(2);
+	else if (d.startsWith('0')) d = d.slice(1);
+	return d;
+}
+
+function detailText(detail) {
+	if (!detail || typeof detail !== 'object') return null;
+	const parts = Object.entries(detail)
+		.filter(([, v]) => v != null && v !== '' && typeof v !== 'object')
+		.map(([k, v]) => `${k}: ${v}`);
+	return parts.length ? h('span', { class: 'muted small', dir: 'ltr' }, parts.join(' · ')) : null;
+}
+
