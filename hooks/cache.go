@@ -62,3 +62,50 @@ func loadLocation(name string) (*time.Location, error) {
 	locations.Store(name, l)
 	return l, nil
 }
+
+// templateCache keeps template lookups (including "no such template") for a moment; any
+// change to a template clears it, so an edit applies to the next message.
+type templateCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	entries map[string]templateEntry
+}
+
+type templateEntry struct {
+	rec *core.Record // nil: no such template
+	at  time.Time
+}
+
+func newTemplateCache(ttl time.Duration) *templateCache {
+	return &templateCache{ttl: ttl, entries: map[string]templateEntry{}}
+}
+
+func (c *templateCache) get(key string, load func() (*core.Record, error)) (*core.Record, error) {
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < c.ttl {
+		if e.rec == nil {
+			return nil, nil
+		}
+		return e.rec.Fresh(), nil
+	}
+	rec, err := load()
+	if err != nil {
+		return nil, err
+	}
+	entry := templateEntry{at: time.Now()}
+	if rec != nil {
+		entry.rec = rec.Fresh()
+	}
+	c.mu.Lock()
+	c.entries[key] = entry
+	c.mu.Unlock()
+	return rec, nil
+}
+
+func (c *templateCache) clear() {
+	c.mu.Lock()
+	c.entries = map[string]templateEntry{}
+	c.mu.Unlock()
+}

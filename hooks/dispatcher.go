@@ -606,7 +606,7 @@ func (s *Service) providerMessage(rec *core.Record, claimedAt time.Time) (*provi
 		m.From = clinic.GetString("whatsapp_sender")
 	}
 	if code := rec.GetString("template"); code != "" && m.Channel == providers.ChannelWhatsApp {
-		tpl, err := findTemplate(s.app, clinic.Id, code)
+		tpl, err := s.findTemplate(s.app, clinic.Id, code)
 		if err != nil {
 			return nil, err
 		}

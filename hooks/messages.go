@@ -257,7 +257,7 @@ func (s *Service) renderContent(app core.App, rec, clinic, pref *core.Record) er
 		return nil
 	}
 
-	tpl, err := findTemplate(app, clinic.Id, code)
+	tpl, err := s.findTemplate(app, clinic.Id, code)
 	if err != nil {
 		return err
 	}
@@ -320,6 +320,12 @@ func (s *Service) renderContent(app core.App, rec, clinic, pref *core.Record) er
 }
 
 // findTemplate returns the clinic's own template with code, else the shared one, else nil.
+func (s *Service) findTemplate(app core.App, clinicID, code string) (*core.Record, error) {
+	return s.templateCache.get(clinicID+"\x00"+code, func() (*core.Record, error) {
+		return findTemplate(app, clinicID, code)
+	})
+}
+
 func findTemplate(app core.App, clinicID, code string) (*core.Record, error) {
 	recs, err := app.FindRecordsByFilter("templates", "code = {:code} && (clinic = {:c} || clinic = '')", "", 2, 0, dbx.Params{"code": code, "c": clinicID})
 	if err != nil {
@@ -353,25 +359,29 @@ func checkBody(rec *core.Record) error {
 // findPreference returns the patient's preferences in the clinic: by patient id first,
 // then by the phone number or email address the message goes to.
 func findPreference(app core.App, clinicID, patientID, channel, to string) (*core.Record, error) {
-	try := func(where string, params dbx.Params) (*core.Record, error) {
-		r, err := findOne(app, "preferences", where, params)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("failed to look up preferences: %w", err)
-		}
-		return r, nil
-	}
-	if patientID != "" {
-		if r, err := try("clinic = {:c} AND patient_id = {:p} AND patient_id != ''", dbx.Params{"c": clinicID, "p": patientID}); r != nil || err != nil {
-			return r, err
-		}
-	}
+	// One query for both ways of finding the patient; a match by patient id wins.
+	contact := "phone = {:to} AND phone != ''"
 	if channel == providers.ChannelEmail {
-		return try("clinic = {:c} AND email = {:e}", dbx.Params{"c": clinicID, "e": to})
+		contact = "email = {:to} AND email != ''"
 	}
-	return try("clinic = {:c} AND phone = {:p} AND phone != ''", dbx.Params{"c": clinicID, "p": to})
+	where := "clinic = {:c} AND (" + contact + ")"
+	if patientID != "" {
+		where = "clinic = {:c} AND ((patient_id = {:p} AND patient_id != '') OR (" + contact + "))"
+	}
+	var id string
+	err := app.DB().NewQuery("SELECT id FROM preferences WHERE "+where+" ORDER BY (patient_id = {:p}) DESC LIMIT 1").
+		Bind(dbx.Params{"c": clinicID, "p": patientID, "to": to}).Row(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up preferences: %w", err)
+	}
+	rec, err := app.FindRecordById("preferences", id)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load preferences: %w", err)
+	}
+	return rec, nil
 }
 
 // skipReason says why preferences forbid this message, or "" if they allow it.
@@ -419,11 +429,12 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // findOne returns the first record of collection matching a plain SQL condition, or
 // sql.ErrNoRows. Lookups on partial indexes use it: SQLite uses a partial index only when
 // the query repeats the index's own WHERE term, which PocketBase's filter syntax rewrites.
+// Most lookups on the create path find nothing, so it asks for the id alone first.
 func findOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
-	rec := &core.Record{}
-	err := app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).One(rec)
+	var id string
+	err := app.DB().Select("id").From(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).Row(&id)
 	if err != nil {
 		return nil, err
 	}
-	return rec, nil
+	return app.FindRecordById(collection, id)
 }

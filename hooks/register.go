@@ -14,19 +14,20 @@ import (
 
 // Service is clinicmsg bound to one PocketBase app.
 type Service struct {
-	app         core.App
-	cfg         Config
-	Router      *providers.Router
-	Dispatcher  *Dispatcher
-	Campaigns   *Campaigns
-	AppEvents   *AppEvents
-	mock        *providers.Mock
-	twilio      *providers.Twilio
-	unifonic    *providers.Unifonic
-	webhookIDs  *recentSet
-	opsState    *opsState
-	writer      *writer
-	clinicCache *clinicCache
+	app           core.App
+	cfg           Config
+	Router        *providers.Router
+	Dispatcher    *Dispatcher
+	Campaigns     *Campaigns
+	AppEvents     *AppEvents
+	mock          *providers.Mock
+	twilio        *providers.Twilio
+	unifonic      *providers.Unifonic
+	webhookIDs    *recentSet
+	opsState      *opsState
+	writer        *writer
+	clinicCache   *clinicCache
+	templateCache *templateCache
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver
@@ -46,6 +47,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	}
 	s.writer = newWriter(app, 256, 2*time.Millisecond)
 	s.clinicCache = newClinicCache(5 * time.Second)
+	s.templateCache = newTemplateCache(5 * time.Second)
 	s.Dispatcher = newDispatcher(s)
 	s.Campaigns = newCampaigns(s)
 	s.AppEvents = newAppEvents(s)
@@ -56,6 +58,13 @@ func Register(app core.App, cfg Config) (*Service, error) {
 		s.clinicCache.forget(e.Record.Id)
 		return e.Next()
 	})
+	clearTemplates := func(e *core.RecordEvent) error {
+		s.templateCache.clear()
+		return e.Next()
+	}
+	app.OnRecordAfterCreateSuccess("templates").BindFunc(clearTemplates)
+	app.OnRecordAfterUpdateSuccess("templates").BindFunc(clearTemplates)
+	app.OnRecordAfterDeleteSuccess("templates").BindFunc(clearTemplates)
 	app.OnRecordCreate("preferences").BindFunc(s.onPreferenceSave)
 	app.OnRecordUpdate("preferences").BindFunc(s.onPreferenceSave)
 	app.OnRecordCreateRequest(clinicScoped...).BindFunc(s.onScopedCreateRequest)
