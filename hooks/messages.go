@@ -369,7 +369,7 @@ func findPreference(app core.App, clinicID, patientID, channel, to string) (*cor
 		where = "clinic = {:c} AND ((patient_id = {:p} AND patient_id != '') OR (" + contact + "))"
 	}
 	var id string
-	err := app.DB().NewQuery("SELECT id FROM preferences WHERE "+where+" ORDER BY (patient_id = {:p}) DESC LIMIT 1").
+	err := app.DB().NewQuery("SELECT id FROM preferences WHERE " + where + " ORDER BY (patient_id = {:p}) DESC LIMIT 1").
 		Bind(dbx.Params{"c": clinicID, "p": patientID, "to": to}).Row(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
