@@ -74,7 +74,7 @@ func TestCampaignOf10000RecipientsInOneRequest(t *testing.T) {
 // TestCampaignFanOutResumesAfterACrash: a process that stops between batches leaves a
 // checkpoint; the next one finishes the list with no duplicate and no gap.
 func TestCampaignFanOutResumesAfterACrash(t *testing.T) {
-	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir})
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir, DBConnect: hooks.DBConnect})
 	if err != nil {
 		t.Fatal(err)
 	}

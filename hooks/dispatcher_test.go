@@ -80,7 +80,7 @@ func TestEmailGoesThroughTheMailer(t *testing.T) {
 // are sent after a restart, each exactly once.
 func TestRestartResumesWork(t *testing.T) {
 	// The first process: messages are stored, then it "dies" before its dispatcher runs.
-	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir})
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir, DBConnect: hooks.DBConnect})
 	if err != nil {
 		t.Fatal(err)
 	}

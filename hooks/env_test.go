@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dir})
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dir, DBConnect: hooks.DBConnect})
 	if err != nil {
 		panic(err)
 	}
@@ -88,7 +88,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 // newEnvFrom starts an appliance on a copy of dataDir, which holds the seeded clinics.
 func newEnvFrom(t testing.TB, dataDir string, opts ...envOption) *env {
 	t.Helper()
-	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dataDir})
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dataDir, DBConnect: hooks.DBConnect})
 	if err != nil {
 		t.Fatal(err)
 	}

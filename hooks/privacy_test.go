@@ -17,7 +17,7 @@ import (
 // TestRequestLogHoldsNoPatientData: what PocketBase's request logger reads of a request once
 // it ends has no query values and no webhook secret.
 func TestRequestLogHoldsNoPatientData(t *testing.T) {
-	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir})
+	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: templateDir, DBConnect: hooks.DBConnect})
 	if err != nil {
 		t.Fatal(err)
 	}

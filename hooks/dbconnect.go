@@ -1,0 +1,16 @@
+package hooks
+
+import (
+	"github.com/pocketbase/dbx"
+)
+
+// DBConnect opens clinicmsg's SQLite files with PocketBase's pragmas and immediate write
+// transactions. A deferred transaction that reads, and then finds that another process (a
+// `clinicmsg jobs run`, Litestream's checkpoint) committed in between, cannot take the write
+// lock at all (SQLITE_BUSY_SNAPSHOT) and fails after retrying for seconds; an immediate one
+// waits for the lock before it reads. PocketBase runs transactions only on its single write
+// connection, so reads are not affected.
+func DBConnect(dbPath string) (*dbx.DB, error) {
+	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(200000000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32000)&_defensive=1&_txlock=immediate"
+	return dbx.Open("sqlite", dbPath+pragmas)
+}
