@@ -303,14 +303,14 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 	more := false
 	created := 0
 	err := c.s.app.RunInTransaction(func(tx core.App) error {
-		camp, err := tx.FindRecordById("campaigns", id)
+		camp, err := loadCampaign(tx, id)
 		if err != nil {
 			return fmt.Errorf("failed to load campaign %s: %w", id, err)
 		}
 		if camp.GetString("status") != campaignRunning {
 			return nil
 		}
-		list, err := c.recipients(camp)
+		list, err := c.recipients(tx, id)
 		if err != nil {
 			return err
 		}
@@ -367,10 +367,15 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 			}
 			created++
 		}
-		camp.Set("cursor", end)
-		camp.Set("result", result)
 		more = end < len(list)
-		if err := tx.Save(camp); err != nil {
+		resultJSON, err := json.Marshal(result)
+		if err != nil {
+			return err
+		}
+		// The checkpoint alone: saving the record would re-validate and rewrite the whole
+		// recipient list with every batch.
+		_, err = tx.DB().Update("campaigns", dbx.Params{"cursor": end, "result": string(resultJSON), "updated": formatTime(time.Now().UTC())}, dbx.HashExp{"id": id}).Execute()
+		if err != nil {
 			return fmt.Errorf("failed to checkpoint campaign %s: %w", id, err)
 		}
 		return nil
@@ -384,16 +389,40 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 	return more, nil
 }
 
-func (c *Campaigns) recipients(camp *core.Record) ([]recipient, error) {
-	if v, ok := c.lists.Load(camp.Id); ok {
+func (c *Campaigns) recipients(app core.App, id string) ([]recipient, error) {
+	if v, ok := c.lists.Load(id); ok {
 		return v.([]recipient), nil
 	}
-	list, err := parseRecipients(camp.Get("recipients"))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read the recipients of campaign %s: %w", camp.Id, err)
+	var raw string
+	if err := app.DB().NewQuery("SELECT recipients FROM campaigns WHERE id = {:id}").Bind(dbx.Params{"id": id}).Row(&raw); err != nil {
+		return nil, fmt.Errorf("failed to load the recipients of campaign %s: %w", id, err)
 	}
-	c.lists.Store(camp.Id, list)
+	list, err := parseRecipients(types.JSONRaw(raw))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the recipients of campaign %s: %w", id, err)
+	}
+	c.lists.Store(id, list)
 	return list, nil
+}
+
+// campaignColumns are every column of a campaign but its recipient list, which can be
+// megabytes and is read once per process (Campaigns.recipients).
+var campaignColumns = []string{"id", "clinic", "name", "channel", "template", "body", "context", "language", "category",
+	"send_at", "status", "total", "queued", "sent", "delivered", "failed", "skipped", "cursor", "result",
+	"started_at", "finished_at", "created", "updated"}
+
+// loadCampaign loads a campaign without its recipient list.
+func loadCampaign(app core.App, id string) (*core.Record, error) {
+	rec := &core.Record{}
+	cols := make([]string, len(campaignColumns))
+	for i, c := range campaignColumns {
+		cols[i] = "[[campaigns." + c + "]]"
+	}
+	err := app.RecordQuery("campaigns").Select(cols...).AndWhere(dbx.HashExp{"id": id}).Limit(1).One(rec)
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // cancelBatch cancels up to one batch of a canceled campaign's unsent messages.
@@ -469,7 +498,7 @@ func countCampaign(app core.App, camp *core.Record) (campaignCounts, error) {
 // progress) and ends it when nothing more will happen.
 func (c *Campaigns) refresh(id string) error {
 	return c.s.app.RunInTransaction(func(tx core.App) error {
-		camp, err := tx.FindRecordById("campaigns", id)
+		camp, err := loadCampaign(tx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -480,33 +509,41 @@ func (c *Campaigns) refresh(id string) error {
 		if err != nil {
 			return err
 		}
-		changed := false
+		changes := dbx.Params{}
 		for field, v := range map[string]int{"queued": n.Queued, "sent": n.Sent, "delivered": n.Delivered, "failed": n.Failed, "skipped": n.Skipped + n.Canceled} {
 			if camp.GetInt(field) != v {
-				camp.Set(field, v)
-				changed = true
+				changes[field] = v
 			}
 		}
 		fannedOut := camp.GetInt("cursor") >= camp.GetInt("total")
+		now := formatTime(time.Now().UTC())
 		switch camp.GetString("status") {
 		case campaignRunning:
 			if fannedOut && n.Queued == 0 && (n.Sent == 0 || !awaitingReports(tx, id)) {
-				camp.Set("status", campaignDone)
-				camp.Set("finished_at", types.NowDateTime())
+				changes["status"] = campaignDone
+				changes["finished_at"] = now
 				c.lists.Delete(id)
-				changed = true
 			}
 		case campaignCanceled:
 			if n.Queued == 0 {
-				camp.Set("finished_at", types.NowDateTime())
+				changes["finished_at"] = now
 				c.lists.Delete(id)
-				changed = true
 			}
 		}
-		if !changed {
+		if len(changes) == 0 {
 			return nil
 		}
-		return tx.Save(camp)
+		// A targeted update, announced like a save so that realtime subscribers see the
+		// progress; the announced record leaves out the (possibly huge) recipient list.
+		changes["updated"] = now
+		if _, err := tx.DB().Update("campaigns", changes, dbx.HashExp{"id": id}).Execute(); err != nil {
+			return fmt.Errorf("failed to update campaign %s: %w", id, err)
+		}
+		for k, v := range changes {
+			camp.Set(k, v)
+		}
+		c.s.announceAfterCommit(tx, camp)
+		return nil
 	})
 }
 

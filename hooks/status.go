@@ -62,7 +62,7 @@ func findReported(app core.App, u providers.StatusUpdate) (*core.Record, error) 
 	case u.MessageID != "":
 		rec, err = app.FindRecordById("messages", u.MessageID)
 	case u.ProviderMessageID != "":
-		rec, err = app.FindFirstRecordByFilter("messages", "provider_message_id = {:id}", dbx.Params{"id": u.ProviderMessageID})
+		rec, err = findOne(app, "messages", "provider_message_id = {:id} AND provider_message_id != ''", dbx.Params{"id": u.ProviderMessageID})
 	default:
 		return nil, errMessageNotFound
 	}
