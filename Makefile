@@ -4,7 +4,7 @@ export GOTOOLCHAIN := auto
 BIN ?= ./clinicmsg
 HTTP ?= 127.0.0.1:8090
 
-.PHONY: run build test vet bench
+.PHONY: run build test vet bench bench-stats fuzz soak
 
 build:
 	go build -o $(BIN) .
@@ -21,7 +21,27 @@ test:
 	go vet ./...
 	go test -count=1 -timeout 15m ./...
 
-# Benchmarks (docs/BENCHMARKS.md): GET /api/clinicmsg/stats over a million messages. Takes
-# about two minutes, most of it seeding; `make test` never runs it.
-bench:
+# Benchmarks (docs/BENCHMARKS.md). `make bench` builds the binary and runs `clinicmsg bench`
+# (every scenario against its same-run baseline, a few minutes on 2 cores; BENCH_FLAGS adds
+# flags, e.g. BENCH_FLAGS='--only B3,B5 --json'). `make bench-stats` is the Go benchmark of
+# GET /api/clinicmsg/stats over a million messages (about two minutes, most of it seeding).
+# `make test` runs neither; it runs `clinicmsg bench --quick` as a smoke test.
+BENCH_FLAGS ?=
+
+bench: build
+	$(BIN) bench $(BENCH_FLAGS)
+
+bench-stats:
 	go test -run '^$$' -bench 'BenchmarkStats1M' -benchmem -count=1 -timeout 30m -v ./hooks/
+
+# Reliability (docs/RELIABILITY.md). `make fuzz` runs each fuzz target for FUZZTIME (default
+# 20s; about 3 minutes in all); `make soak` runs the crash, blackout, disk-full, isolation
+# and provider-fault suites in their long form (about half an hour). `make test` runs the
+# seed corpora and the short form of the suites. Both print "N passed, N failed".
+FUZZTIME ?= 20s
+
+fuzz:
+	./reliability/fuzz.sh $(FUZZTIME)
+
+soak:
+	./reliability/soak.sh

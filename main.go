@@ -4,7 +4,10 @@ package main
 
 import (
 	"log"
+	"os"
+	"runtime/pprof"
 
+	"clinicmsg/bench"
 	"clinicmsg/hooks"
 	_ "clinicmsg/pb_migrations"
 
@@ -13,9 +16,13 @@ import (
 )
 
 func main() {
+	stopProfile := startCPUProfile(os.Getenv("CLINICMSG_CPUPROFILE"))
+
 	// Never guess dev mode from the binary's path: dev mode echoes every SQL statement,
 	// patient data included, to the log. `--dev` still turns it on explicitly.
-	app := pocketbase.NewWithConfig(pocketbase.Config{DefaultDev: false})
+	// hooks.DBConnect: PocketBase's pragmas with immediate write transactions, so that another
+	// process committing (a `jobs run`, Litestream) never fails a write halfway.
+	app := pocketbase.NewWithConfig(pocketbase.Config{DefaultDev: false, DBConnect: hooks.DBConnect})
 
 	// Migrations are Go code compiled into the binary; never generate them from admin UI edits.
 	migratecmd.MustRegister(app, app.RootCmd, migratecmd.Config{Automigrate: false})
@@ -30,7 +37,35 @@ func main() {
 	}
 	// `clinicmsg jobs list` and `clinicmsg jobs run <name>`: the maintenance jobs on demand.
 	app.RootCmd.AddCommand(hooks.NewJobsCommand(app, svc))
+	// `clinicmsg bench`: throughput, latency and memory on this machine (docs/BENCHMARKS.md).
+	app.RootCmd.AddCommand(bench.NewCommand())
 	if err := app.Start(); err != nil {
+		stopProfile()
 		log.Fatal(err)
+	}
+	stopProfile()
+}
+
+// startCPUProfile writes a CPU profile of the whole process to path until the returned
+// function is called; an empty path does nothing. CLINICMSG_CPUPROFILE is a hidden setting
+// (not in the README): `clinicmsg bench --profile` sets it for the appliances it starts
+// (docs/BENCHMARKS.md).
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Printf("CLINICMSG_CPUPROFILE: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Printf("CLINICMSG_CPUPROFILE: %v", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
