@@ -35,9 +35,9 @@ bench-stats:
 	go test -run '^$$' -bench 'BenchmarkStats1M' -benchmem -count=1 -timeout 30m -v ./hooks/
 
 # Reliability (docs/RELIABILITY.md). `make fuzz` runs each fuzz target for FUZZTIME (default
-# 20s; about 3 minutes in all); `make soak` runs the crash, blackout, disk-full, isolation
-# and provider-fault suites in their long form (about half an hour). `make test` runs the
-# seed corpora and the short form of the suites. Both print "N passed, N failed".
+# 20s; about 5 minutes in all); `make soak` runs the crash, blackout, disk-full, isolation
+# and provider-fault suites in their long form (about 12 minutes). Both print "N passed,
+# N failed"; `make test` runs the seed corpora and the short form of the suites.
 FUZZTIME ?= 20s
 
 fuzz:

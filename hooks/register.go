@@ -67,6 +67,8 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	app.OnRecordAfterDeleteSuccess("templates").BindFunc(clearTemplates)
 	app.OnRecordCreate("preferences").BindFunc(s.onPreferenceSave)
 	app.OnRecordUpdate("preferences").BindFunc(s.onPreferenceSave)
+	app.OnRecordCreateRequest().BindFunc(answerStorageFailures)
+	app.OnRecordUpdateRequest().BindFunc(answerStorageFailures)
 	app.OnRecordCreateRequest(clinicScoped...).BindFunc(s.onScopedCreateRequest)
 	app.OnRecordCreate("messages").BindFunc(s.onMessageCreate)
 	app.OnRecordCreate("campaigns").BindFunc(s.onCampaignCreate)

@@ -42,7 +42,7 @@ func (s *Service) handleTwilioInbound(e *core.RequestEvent) error {
 	if err != nil {
 		s.countWebhook("twilio_inbound", "error")
 		s.app.Logger().Error("failed to store an incoming message", "provider_message_id", in.ProviderMessageID, "error", err)
-		return e.InternalServerError("The message could not be stored; retry later.", nil)
+		return e.Error(http.StatusServiceUnavailable, "The message could not be stored; retry later.", nil)
 	}
 	s.countWebhook("twilio_inbound", "stored")
 	s.app.Logger().Info("incoming message stored", "reply", reply.Id, "intent", reply.GetString("intent"), "clinic", reply.GetString("clinic"))

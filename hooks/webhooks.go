@@ -39,12 +39,20 @@ func (s *Service) handleTwilioStatus(e *core.RequestEvent) error {
 		s.countWebhook("twilio", "bad_request")
 		return e.BadRequestError("The status callback could not be read.", nil)
 	}
-	// Twilio may deliver one callback more than once; the token says it is the same one.
-	if tok := e.Request.Header.Get("I-Twilio-Idempotency-Token"); tok != "" && s.webhookIDs.seen("twilio:"+tok) {
+	// Twilio may deliver one callback more than once; the token says it is the same one. It
+	// is remembered only once the change is stored, so a retry after a failure is applied.
+	tok := e.Request.Header.Get("I-Twilio-Idempotency-Token")
+	if tok != "" && s.webhookIDs.has("twilio:"+tok) {
 		s.countWebhook("twilio", "duplicate")
 		return e.NoContent(http.StatusNoContent)
 	}
-	return s.applyWebhook(e, *u, "twilio")
+	if err := s.applyWebhook(e, *u, "twilio"); err != nil {
+		return err
+	}
+	if tok != "" && e.Status() < 300 {
+		s.webhookIDs.add("twilio:" + tok)
+	}
+	return nil
 }
 
 // handleUnifonicDLR takes Unifonic's delivery reports. Unifonic signs nothing, so the
@@ -77,7 +85,7 @@ func (s *Service) applyWebhook(e *core.RequestEvent, u providers.StatusUpdate, p
 		s.countWebhook(provider, "error")
 		s.app.Logger().Error("failed to apply a delivery report", "provider", provider, "provider_message_id", u.ProviderMessageID, "error", err)
 		// A 5xx makes the vendor retry the callback later.
-		return e.InternalServerError("The delivery report could not be stored; retry later.", nil)
+		return e.Error(http.StatusServiceUnavailable, "The delivery report could not be stored; retry later.", nil)
 	case changed:
 		s.countWebhook(provider, "applied")
 	default:
@@ -112,12 +120,20 @@ func newRecentSet(n int) *recentSet {
 	return &recentSet{keys: make(map[string]struct{}, n), n: n}
 }
 
-// seen records key and reports whether it was already there.
-func (r *recentSet) seen(key string) bool {
+// has reports whether key was recorded.
+func (r *recentSet) has(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.keys[key]
+	return ok
+}
+
+// add records key, forgetting the oldest beyond the set's size.
+func (r *recentSet) add(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.keys[key]; ok {
-		return true
+		return
 	}
 	r.keys[key] = struct{}{}
 	r.order = append(r.order, key)
@@ -125,5 +141,4 @@ func (r *recentSet) seen(key string) bool {
 		delete(r.keys, r.order[0])
 		r.order = r.order[1:]
 	}
-	return false
 }
