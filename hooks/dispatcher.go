@@ -95,7 +95,13 @@ func (d *Dispatcher) Stop() {
 
 func (d *Dispatcher) loop(ctx context.Context) {
 	defer close(d.loopDone)
-	d.recoverOrphans()
+	// Orphans are "sending", so claims never take them: new messages go out while the
+	// previous process's sends are being reconciled.
+	d.inflight.Add(1)
+	go func() {
+		defer d.inflight.Done()
+		d.recoverOrphans()
+	}()
 	d.sweep(ctx)
 	d.fill(ctx)
 	ticker := time.NewTicker(d.s.cfg.SweepInterval)
@@ -485,7 +491,7 @@ func (d *Dispatcher) sweep(ctx context.Context) {
 	if err := d.promoteScheduled(); err != nil {
 		d.s.app.Logger().Error("failed to queue due scheduled messages", "error", err)
 	}
-	d.settleExpired(ctx, false)
+	d.settleExpired(ctx, time.Now().UTC())
 }
 
 func (d *Dispatcher) promoteScheduled() error {
@@ -514,28 +520,36 @@ func (d *Dispatcher) promoteScheduled() error {
 	}
 }
 
-// recoverOrphans settles every row left "sending" by a previous process at once: one
-// appliance process owns a data folder, so on start no live worker holds any lease.
+// recoverOrphans settles every row a previous process left "sending" at once: one
+// appliance process owns a data folder, so no live worker holds those leases. It runs
+// beside new claims, and tells the two apart by the lease: every claim of this process
+// leases until at least now + Lease.
 func (d *Dispatcher) recoverOrphans() {
-	d.settleExpired(context.Background(), true)
+	d.settleExpired(context.Background(), time.Now().UTC().Add(d.s.cfg.Lease))
 }
 
-// settleExpired reconciles rows whose lease ended (or, on start, every "sending" row):
-// found at the provider means sent; otherwise they are queued again while attempts remain.
-func (d *Dispatcher) settleExpired(ctx context.Context, all bool) {
-	filter := "status = 'sending' && next_attempt_at <= {:now}"
-	if all {
-		filter = "status = 'sending'"
-	}
+// settleExpired reconciles "sending" rows whose lease ends before cutoff: found at the
+// provider means sent; otherwise they are queued again while attempts remain.
+func (d *Dispatcher) settleExpired(ctx context.Context, cutoff time.Time) {
 	for ctx.Err() == nil {
-		recs, err := d.s.app.FindRecordsByFilter("messages", filter, "next_attempt_at", 100, 0, dbx.Params{"now": formatTime(time.Now().UTC())})
+		recs, err := d.s.app.FindRecordsByFilter("messages", "status = 'sending' && next_attempt_at < {:cut}", "next_attempt_at", 100, 0, dbx.Params{"cut": formatTime(cutoff)})
 		if err != nil {
 			d.s.app.Logger().Error("failed to find expired leases", "error", err)
 			return
 		}
+		// Reconciling asks the provider once per row; a few at a time keeps a restart after
+		// a crash with many sends in flight from taking minutes.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
 		for _, r := range recs {
-			d.settleOne(r)
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				d.settleOne(r)
+			}()
 		}
+		wg.Wait()
 		if len(recs) < 100 {
 			return
 		}

@@ -108,7 +108,7 @@ func TestRestartResumesWork(t *testing.T) {
 		rec.Set("provider", "mock")
 		lease := time.Now().UTC().Add(-time.Second)
 		if i == 1 {
-			lease = time.Now().UTC().Add(time.Hour)
+			lease = time.Now().UTC().Add(time.Second) // claimed just before the crash
 		}
 		rec.Set("next_attempt_at", lease)
 		if err := app.Save(rec); err != nil {
