@@ -20,6 +20,8 @@ test:
 	gofmt -l . | (! grep .) || (echo "gofmt: the files above need formatting"; exit 1)
 	go vet ./...
 	go test -count=1 -timeout 15m ./...
+	@# The reliability suites' own tallies (figures in bin/reliability-latest.json).
+	@[ ! -f bin/reliability-latest.json ] || awk -F'[":, ]+' '/^    "[a-z_]+": \{/{s=$$2} /"checks_failed"/{f=$$3} /"checks_passed"/{if (s!="") printf "%s: %s passed, %s failed\n", s, $$3, f}' bin/reliability-latest.json
 
 # Benchmarks (docs/BENCHMARKS.md). `make bench` builds the binary and runs `clinicmsg bench`
 # (every scenario against its same-run baseline, a few minutes on 2 cores; BENCH_FLAGS adds
