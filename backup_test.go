@@ -267,24 +267,7 @@ func buildLitestream(t *testing.T) string {
 // fresh one.
 func serveDataDir(t *testing.T, dir string, env ...string) *appliance {
 	t.Helper()
-	addr := freeAddr(t)
-	a := &appliance{addr: addr, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-	a.cmd = exec.Command(buildBinary(t), "serve", "--http", addr, "--dir", dir)
-	a.cmd.Env = append(append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms"), env...)
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.exited <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
-			_ = a.cmd.Process.Kill()
-			<-a.exited
-		}
-	})
-	a.client = &client{base: "http://" + addr, t: t}
-	a.waitHealthy()
-	return a
+	return serveAt(t, freeAddr(t), dir, env...)
 }
 
 // noContent makes a superuser request that answers 204 (backup create and restore).

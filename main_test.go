@@ -59,8 +59,14 @@ func startApplianceAt(t *testing.T, addr string, env ...string) *appliance {
 	if out, err := exec.Command(bin, "superuser", "upsert", "admin@clinic.example", "a-long-password-1", "--dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("failed to create the superuser: %v: %s", err, out)
 	}
+	return serveAt(t, addr, dir, env...)
+}
+
+// serveAt serves the binary on addr with the data folder dir.
+func serveAt(t *testing.T, addr, dir string, env ...string) *appliance {
+	t.Helper()
 	a := &appliance{addr: addr, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-	a.cmd = exec.Command(bin, "serve", "--http", addr, "--dir", dir)
+	a.cmd = exec.Command(buildBinary(t), "serve", "--http", addr, "--dir", dir)
 	a.cmd.Env = append(append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms"), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/pocketbase/dbx"
@@ -56,69 +55,21 @@ func (s *Service) queueAppEvent(tx core.App, clinic, eventType string, data map[
 // webhook, signed with HMAC-SHA256 and retried with backoff. Delivery is at least once:
 // the app deduplicates on the X-Clinicmsg-Delivery header.
 type AppEvents struct {
+	worker
 	s      *Service
 	client *http.Client
-	wake   chan struct{}
-
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	cancel  context.CancelFunc
-	done    chan struct{}
 }
 
 func newAppEvents(s *Service) *AppEvents {
-	return &AppEvents{s: s, client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
+	return &AppEvents{worker: newWorker(), s: s, client: &http.Client{Timeout: 10 * time.Second}}
 }
 
-// Wake asks the worker to deliver due events now.
-func (a *AppEvents) Wake() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Start starts the worker when an app webhook is configured.
+// Start starts the sender when an app webhook is configured.
 func (a *AppEvents) Start() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.started || a.stopped || a.s.cfg.AppWebhookURL == "" {
+	if a.s.cfg.AppWebhookURL == "" {
 		return
 	}
-	a.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel, a.done = cancel, make(chan struct{})
-	go a.loop(ctx)
-}
-
-// Stop stops the worker after the delivery in progress.
-func (a *AppEvents) Stop() {
-	a.mu.Lock()
-	if !a.started || a.stopped {
-		a.stopped = true
-		a.mu.Unlock()
-		return
-	}
-	a.stopped = true
-	a.mu.Unlock()
-	a.cancel()
-	<-a.done
-}
-
-func (a *AppEvents) loop(ctx context.Context) {
-	defer close(a.done)
-	ticker := time.NewTicker(a.s.cfg.SweepInterval)
-	defer ticker.Stop()
-	for {
-		a.deliverDue(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.wake:
-		case <-ticker.C:
-		}
-	}
+	a.start(a.s.cfg.SweepInterval, a.deliverDue)
 }
 
 func (a *AppEvents) deliverDue(ctx context.Context) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,8 +91,8 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 		return err
 	}
 	channel := r.GetString("channel")
-	if !slices.Contains(channels, channel) {
-		return badField("channel", "validation_invalid_channel", fmt.Sprintf("channel must be one of %s", strings.Join(channels, ", ")))
+	if err := checkChannel(channel); err != nil {
+		return err
 	}
 	if code := r.GetString("template"); code != "" {
 		tpl, err := findTemplate(e.App, clinic.Id, code)
@@ -183,72 +182,23 @@ func isFuture(dt types.DateTime) bool {
 // current. The fan-out moves a checkpoint (cursor) in the same transaction as the messages
 // of each batch, so a restart resumes exactly where the last commit left it.
 type Campaigns struct {
-	s    *Service
-	wake chan struct{}
-
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	worker
+	s *Service
 
 	lists sync.Map // campaign id -> []recipient, parsed once per process
 }
 
 func newCampaigns(s *Service) *Campaigns {
-	return &Campaigns{s: s, wake: make(chan struct{}, 1)}
-}
-
-// Wake asks the runner to look at campaigns now.
-func (c *Campaigns) Wake() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	return &Campaigns{worker: newWorker(), s: s}
 }
 
 // Start starts the runner; safe to call more than once.
 func (c *Campaigns) Start() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started || c.stopped {
-		return
-	}
-	c.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel, c.done = cancel, make(chan struct{})
-	go c.loop(ctx)
-}
-
-// Stop stops the runner between batches.
-func (c *Campaigns) Stop() {
-	c.mu.Lock()
-	if !c.started || c.stopped {
-		c.stopped = true
-		c.mu.Unlock()
-		return
-	}
-	c.stopped = true
-	c.mu.Unlock()
-	c.cancel()
-	<-c.done
-}
-
-func (c *Campaigns) loop(ctx context.Context) {
-	defer close(c.done)
-	ticker := time.NewTicker(c.s.cfg.CampaignInterval)
-	defer ticker.Stop()
-	for {
+	c.start(c.s.cfg.CampaignInterval, func(ctx context.Context) {
 		if err := c.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			c.s.app.Logger().Error("campaign runner failed; it will try again", "error", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.wake:
-		case <-ticker.C:
-		}
-	}
+	})
 }
 
 // RunOnce starts due scheduled campaigns, fans out running ones to the end of their list

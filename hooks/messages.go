@@ -51,8 +51,8 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 	}
 
 	channel := rec.GetString("channel")
-	if !slices.Contains(channels, channel) {
-		return badField("channel", "validation_invalid_channel", fmt.Sprintf("channel must be one of %s", strings.Join(channels, ", ")))
+	if err := checkChannel(channel); err != nil {
+		return err
 	}
 
 	if err := s.normalizeRecipient(rec, clinic); err != nil {
@@ -186,6 +186,13 @@ func clinicLocation(clinic *core.Record) *time.Location {
 		return time.UTC
 	}
 	return loc
+}
+
+func checkChannel(channel string) error {
+	if !slices.Contains(channels, channel) {
+		return badField("channel", "validation_invalid_channel", fmt.Sprintf("channel must be one of %s", strings.Join(channels, ", ")))
+	}
+	return nil
 }
 
 func (s *Service) clinicOf(app core.App, id string) (*core.Record, error) {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"unicode/utf8"
 
 	"clinicmsg/providers"
@@ -51,8 +49,8 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(channels, req.Channel) {
-		return badField("channel", "validation_invalid_channel", fmt.Sprintf("channel must be one of %s", strings.Join(channels, ", ")))
+	if err := checkChannel(req.Channel); err != nil {
+		return err
 	}
 	col, err := e.App.FindCachedCollectionByNameOrId("messages")
 	if err != nil {
