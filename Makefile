@@ -4,7 +4,7 @@ export GOTOOLCHAIN := auto
 BIN ?= ./clinicmsg
 HTTP ?= 127.0.0.1:8090
 
-.PHONY: run build test vet bench bench-stats fuzz soak
+.PHONY: run build test vet browser bench bench-stats fuzz soak
 
 build:
 	go build -o $(BIN) .
@@ -16,12 +16,21 @@ run: build
 	@echo "or open the installer link printed below."
 	$(BIN) serve --http $(HTTP) --dir ./pb_data
 
-test:
+test: browser
 	gofmt -l . | (! grep .) || (echo "gofmt: the files above need formatting"; exit 1)
 	go vet ./...
 	go test -count=1 -timeout 15m ./...
 	@# The reliability suites' own tallies (figures in bin/reliability-latest.json).
 	@[ ! -f bin/reliability-latest.json ] || awk -F'[":, ]+' '/^    "[a-z_]+": \{/{s=$$2} /"checks_failed"/{f=$$3} /"checks_passed"/{if (s!="") printf "%s: %s passed, %s failed\n", s, $$3, f}' bin/reliability-latest.json
+
+# The staff dashboard's browser tests drive Debian's Chromium (DejaVu has the Arabic glyphs
+# of its right-to-left screens); install them when missing, as root or through sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "make: installing Debian's chromium for the dashboard's browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
 # Benchmarks (docs/BENCHMARKS.md). `make bench` builds the binary and runs `clinicmsg bench`
 # (every scenario against its same-run baseline, a few minutes on 2 cores; BENCH_FLAGS adds
