@@ -79,7 +79,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"A updates a message", "PATCH", "/api/collections/messages/records/" + msgA.str("id"), "staffA", map[string]any{"body": "changed"}, 403},
 		{"A sets a message's status", "PATCH", "/api/collections/messages/records/" + msgA.str("id"), "adminA", map[string]any{"status": "delivered"}, 400},
 		{"B deletes A's message", "DELETE", "/api/collections/messages/records/" + msgA.str("id"), "adminB", nil, 403},
-		{"A's admin moves own clinic user", "PATCH", "/api/collections/clinics/records/" + e.clinicB.Id, "adminA", map[string]any{"name": "x"}, 404},
+		{"A's admin updates another clinic", "PATCH", "/api/collections/clinics/records/" + e.clinicB.Id, "adminA", map[string]any{"name": "x"}, 404},
 		{"guest creates a message", "POST", "/api/collections/messages/records", "", map[string]any{"clinic": e.clinicA.Id, "channel": "sms", "to": "0501234567", "body": "x"}, 400},
 	}
 	for _, s := range writes {

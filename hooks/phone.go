@@ -43,11 +43,3 @@ func normalizeEmail(raw string) (string, error) {
 	}
 	return strings.ToLower(a.Address), nil
 }
-
-// maskPhone keeps a phone number recognisable in logs without revealing it.
-func maskPhone(p string) string {
-	if len(p) <= 4 {
-		return "****"
-	}
-	return strings.Repeat("*", len(p)-4) + p[len(p)-4:]
-}

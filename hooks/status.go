@@ -27,16 +27,6 @@ var rank = map[string]int{
 	providers.StatusRead:        6,
 }
 
-// isFinal reports whether nothing more will happen to a message on its own.
-func isFinal(status string) bool {
-	switch status {
-	case providers.StatusDelivered, providers.StatusRead, providers.StatusFailed,
-		providers.StatusUndelivered, providers.StatusCanceled, providers.StatusSkipped:
-		return true
-	}
-	return false
-}
-
 var errMessageNotFound = errors.New("no message matches this status report")
 
 // ApplyStatus applies a provider's status report (webhook, poll, mock delivery report) to

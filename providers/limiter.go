@@ -24,9 +24,6 @@ func NewLimiter(rate float64) *Limiter {
 	return &Limiter{rate: rate, now: time.Now}
 }
 
-// Rate is the configured segments per second (0: unlimited).
-func (l *Limiter) Rate() float64 { return l.rate }
-
 // Reserve books n segments and returns how long the caller must wait before sending them.
 func (l *Limiter) Reserve(n int) time.Duration {
 	if n < 1 {
