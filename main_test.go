@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"clinicmsg/internal/loopback"
 	"clinicmsg/providers/providertest"
 )
 
@@ -20,7 +21,7 @@ import (
 type appliance struct {
 	*client
 	addr   string
-	logs   *bytes.Buffer
+	logs   *syncBuffer
 	cmd    *exec.Cmd
 	exited chan error
 }
@@ -65,7 +66,7 @@ func startApplianceAt(t *testing.T, addr string, env ...string) *appliance {
 // serveAt serves the binary on addr with the data folder dir.
 func serveAt(t *testing.T, addr, dir string, env ...string) *appliance {
 	t.Helper()
-	a := &appliance{addr: addr, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
+	a := &appliance{addr: addr, logs: &syncBuffer{}, exited: make(chan error, 1)}
 	a.cmd = exec.Command(buildBinary(t), "serve", "--http", addr, "--dir", dir)
 	a.cmd.Env = append(append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms"), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
@@ -80,9 +81,44 @@ func serveAt(t *testing.T, addr, dir string, env ...string) *appliance {
 		}
 	})
 	a.client = &client{base: "http://" + addr, t: t}
+	// Only a process that printed its banner holds the port; before that, a health answer
+	// could come from another test's server on the address.
+	deadline := time.Now().Add(20 * time.Second)
+	for !bytes.Contains(a.logs.Bytes(), []byte(loopback.StartedBanner)) {
+		select {
+		case err := <-a.exited:
+			a.exited <- err
+			t.Fatalf("clinicmsg exited while starting: %v\n%s", err, a.logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clinicmsg did not start within 20s\n%s", a.logs)
+		}
+	}
 	a.waitHealthy()
 	return a
 }
+
+// syncBuffer collects a child's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+func (b *syncBuffer) String() string { return string(b.Bytes()) }
 
 // staffToken sets up a clinic and a staff user as a clinic's admin would, and signs in.
 func (a *appliance) staffToken() string {
@@ -180,12 +216,7 @@ func TestBinaryWithTwilio(t *testing.T) {
 }
 
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return loopback.MustFreeAddr(t)
 }
 
 type client struct {

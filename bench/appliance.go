@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"clinicmsg/internal/loopback"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times (100 on every Linux
@@ -55,12 +56,7 @@ func applianceEnv(env []string) []string {
 
 // freeAddr returns a loopback address with a port nobody listens on right now.
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("failed to find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return loopback.FreeAddr()
 }
 
 // runCLI runs the binary with args (a one-off command such as `superuser upsert`) and
@@ -117,6 +113,12 @@ func (a *appliance) waitHealthy(within time.Duration) error {
 			a.exited <- err
 			return fmt.Errorf("the appliance exited while starting: %v", err)
 		default:
+		}
+		// Only a child that printed its banner holds the port; before that, a health answer
+		// could come from another process on the address.
+		if b, _ := os.ReadFile(a.log.Name()); !bytes.Contains(b, []byte(loopback.StartedBanner)) {
+			time.Sleep(25 * time.Millisecond)
+			continue
 		}
 		res, err := hc.Get(a.base + "/api/health")
 		if err == nil {

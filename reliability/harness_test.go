@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"clinicmsg/internal/loopback"
+
 	_ "modernc.org/sqlite" // the driver PocketBase itself uses, to check the data files
 )
 
@@ -73,11 +75,12 @@ type appliance struct {
 	env  []string
 	api  *client
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan error
-	logs   *lockedBuffer // every run's stdout and stderr, in order
-	starts int
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan error
+	logs    *lockedBuffer // every run's stdout and stderr, in order
+	logFrom int           // where the current run's output starts in logs
+	starts  int
 }
 
 // newAppliance prepares a data folder (dir, or a fresh temp folder when empty) with a
@@ -117,6 +120,7 @@ func (a *appliance) start() {
 	}
 	a.starts++
 	fmt.Fprintf(a.logs, "\n=== start %d at %s ===\n", a.starts, time.Now().UTC().Format(time.RFC3339Nano))
+	a.logFrom = a.logs.Len()
 	cmd := a.command("serve", "--http", a.addr)
 	cmd.Stdout, cmd.Stderr = a.logs, a.logs
 	if err := cmd.Start(); err != nil {
@@ -144,8 +148,12 @@ func (a *appliance) waitHealthy(within time.Duration) {
 	a.t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if st, _, err := a.api.do("GET", "/api/health", "", nil); err == nil && st == 200 {
-			return
+		// Only a process that printed its banner holds the port; before that, a health
+		// answer could come from anyone else on the address.
+		if a.logs.hasSince(a.logFrom, loopback.StartedBanner) {
+			if st, _, err := a.api.do("GET", "/api/health", "", nil); err == nil && st == 200 {
+				return
+			}
 		}
 		select {
 		case err := <-a.exited:
@@ -312,12 +320,7 @@ func (c *client) count(t testing.TB, token, collection, filter string) int {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return loopback.MustFreeAddr(t)
 }
 
 // lockedBuffer collects a process's output from two pipes at once.
@@ -336,6 +339,19 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func (b *lockedBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// hasSince reports whether s was written at or after offset from.
+func (b *lockedBuffer) hasSince(from int, s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return from <= b.buf.Len() && bytes.Contains(b.buf.Bytes()[from:], []byte(s))
 }
 
 func (b *lockedBuffer) tail(n int) string {
