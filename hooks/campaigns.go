@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,8 +36,8 @@ const maxRecipients = 100_000
 // or {to, patient_id, context}.
 type recipient struct {
 	To        string         `json:"to"`
-	PatientID string         `json:"patient_id"`
-	Context   map[string]any `json:"context"`
+	PatientID string         `json:"patient_id,omitempty"`
+	Context   map[string]any `json:"context,omitempty"`
 }
 
 func parseRecipients(raw any) ([]recipient, error) {
@@ -136,7 +137,32 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 		r.Set("status", campaignRunning)
 		r.Set("started_at", types.NowDateTime())
 	}
-	return e.Next()
+	// The list is stored in parts beside the campaign (campaign_recipients), in the same
+	// transaction: kept in the row, megabytes would be read and rewritten with every
+	// counter update.
+	r.Set("recipients", nil)
+	return saveWith(e, func(tx core.App) error { return storeRecipients(tx, r.Id, list) })
+}
+
+// recipientsPerPart is how many recipients one campaign_recipients row holds.
+const recipientsPerPart = 1000
+
+func storeRecipients(tx core.App, campaign string, list []recipient) error {
+	part := 0
+	for chunk := range slices.Chunk(list, recipientsPerPart) {
+		b, err := json.Marshal(chunk)
+		if err != nil {
+			return fmt.Errorf("failed to encode recipients: %w", err)
+		}
+		_, err = tx.DB().Insert("campaign_recipients", dbx.Params{
+			"id": core.GenerateDefaultRandomId(), "campaign": campaign, "part": part, "recipients": string(b),
+		}).Execute()
+		if err != nil {
+			return fmt.Errorf("failed to store the recipients of campaign %s: %w", campaign, err)
+		}
+		part++
+	}
+	return nil
 }
 
 // onCampaignUpdateRequest lets clinic users start a draft or cancel a campaign, and
@@ -157,6 +183,11 @@ func (s *Service) onCampaignUpdateRequest(e *core.RecordRequestEvent) error {
 // onCampaignUpdate settles what a status change means, for any writer.
 func (s *Service) onCampaignUpdate(e *core.RecordEvent) error {
 	r := e.Record
+	if raw, ok := r.Get("recipients").(types.JSONRaw); ok && len(raw) > 0 && string(raw) != "null" {
+		// The list lives in campaign_recipients from the create on (superusers reach here
+		// through the admin UI; clinic users are stopped by the update rule).
+		return badField("recipients", "validation_read_only", "recipients cannot change after a campaign is created; create a new campaign")
+	}
 	before, after := r.Original().GetString("status"), r.GetString("status")
 	if before == campaignDraft && after == campaignRunning {
 		if isFuture(r.GetDateTime("send_at")) {
@@ -249,76 +280,104 @@ func (c *Campaigns) RunOnce(ctx context.Context) error {
 
 // FanOutBatch creates the messages of the next batch of a running campaign's recipients
 // and moves its checkpoint, all in one transaction. It reports whether recipients remain.
+// The messages are checked before the transaction (bulk.go); the transaction stores them
+// only if the checkpoint has not moved meanwhile.
 func (c *Campaigns) FanOutBatch(id string) (bool, error) {
-	more := false
+	camp, err := loadCampaign(c.s.app, id)
+	if err != nil {
+		return false, fmt.Errorf("failed to load campaign %s: %w", id, err)
+	}
+	if camp.GetString("status") != campaignRunning {
+		return false, nil
+	}
+	list, err := c.recipients(c.s.app, id)
+	if err != nil {
+		return false, err
+	}
+	start := camp.GetInt("cursor")
+	end := min(start+c.s.cfg.CampaignBatch, len(list))
+	if start >= end {
+		return false, nil
+	}
+	var result campaignResult
+	if raw, ok := camp.Get("result").(types.JSONRaw); ok && len(raw) > 0 {
+		_ = json.Unmarshal(raw, &result) // written by this function only
+	}
+	col, err := c.s.app.FindCachedCollectionByNameOrId("messages")
+	if err != nil {
+		return false, err
+	}
+	campCtx := map[string]any{}
+	if raw, ok := camp.Get("context").(types.JSONRaw); ok && len(raw) > 0 {
+		_ = json.Unmarshal(raw, &campCtx)
+	}
+	var recs []*core.Record
+	for i := start; i < end; i++ {
+		rc := list[i]
+		msg := core.NewRecord(col)
+		msg.Set("clinic", camp.GetString("clinic"))
+		msg.Set("channel", camp.GetString("channel"))
+		msg.Set("to", rc.To)
+		msg.Set("body", camp.GetString("body"))
+		msg.Set("template", camp.GetString("template"))
+		msg.Set("language", camp.GetString("language"))
+		msg.Set("category", camp.GetString("category"))
+		msg.Set("patient_id", rc.PatientID)
+		msg.Set("campaign", camp.Id)
+		// The key makes a second message for one recipient impossible, whatever happens.
+		msg.Set("idempotency_key", fmt.Sprintf("campaign:%s:%d", camp.Id, i))
+		vars := make(map[string]any, len(campCtx)+len(rc.Context))
+		for k, v := range campCtx {
+			vars[k] = v
+		}
+		for k, v := range rc.Context {
+			vars[k] = v
+		}
+		msg.Set("context", vars)
+		recs = append(recs, msg)
+	}
+	var msgs []*newMessage
+	var index []int         // the recipient index of each of msgs
+	seen := newBatchSeen(0) // campaign messages are exempt from the duplicate guard
+	prepared, errs := c.s.prepareNew(recs, seen)
+	for j, m := range prepared {
+		i := start + j
+		if err := errs[j]; err != nil {
+			if apiErr := asAPIError(err); apiErr != nil {
+				result.Skipped = append(result.Skipped, skippedRecipient{Index: i, To: list[i].To, Field: errorField(apiErr), Reason: apiErr.Message})
+				continue
+			}
+			return false, fmt.Errorf("failed to check campaign message %d: %w", i, err)
+		}
+		msgs = append(msgs, m)
+		index = append(index, i)
+	}
+
 	created := 0
-	err := c.s.app.RunInTransaction(func(tx core.App) error {
-		camp, err := loadCampaign(tx, id)
+	err = c.s.app.RunInTransaction(func(tx core.App) error {
+		created = 0
+		now, err := loadCampaign(tx, id)
 		if err != nil {
 			return fmt.Errorf("failed to load campaign %s: %w", id, err)
 		}
-		if camp.GetString("status") != campaignRunning {
-			return nil
+		if now.GetString("status") != campaignRunning || now.GetInt("cursor") != start {
+			return errCampaignMoved
 		}
-		list, err := c.recipients(tx, id)
+		refused, err := c.s.insertMessages(tx, msgs)
 		if err != nil {
 			return err
 		}
-		start := camp.GetInt("cursor")
-		end := min(start+c.s.cfg.CampaignBatch, len(list))
-		if start >= end {
-			return nil
-		}
-		var result campaignResult
-		if raw, ok := camp.Get("result").(types.JSONRaw); ok && len(raw) > 0 {
-			_ = json.Unmarshal(raw, &result) // written by this function only
-		}
-		col, err := tx.FindCachedCollectionByNameOrId("messages")
-		if err != nil {
-			return err
-		}
-		campCtx := map[string]any{}
-		if raw, ok := camp.Get("context").(types.JSONRaw); ok && len(raw) > 0 {
-			_ = json.Unmarshal(raw, &campCtx)
-		}
-		for i := start; i < end; i++ {
-			rc := list[i]
-			msg := core.NewRecord(col)
-			msg.Set("clinic", camp.GetString("clinic"))
-			msg.Set("channel", camp.GetString("channel"))
-			msg.Set("to", rc.To)
-			msg.Set("body", camp.GetString("body"))
-			msg.Set("template", camp.GetString("template"))
-			msg.Set("language", camp.GetString("language"))
-			msg.Set("category", camp.GetString("category"))
-			msg.Set("patient_id", rc.PatientID)
-			msg.Set("campaign", camp.Id)
-			// The key makes a second message for one recipient impossible, whatever happens.
-			msg.Set("idempotency_key", fmt.Sprintf("campaign:%s:%d", camp.Id, i))
-			vars := make(map[string]any, len(campCtx)+len(rc.Context))
-			for k, v := range campCtx {
-				vars[k] = v
-			}
-			for k, v := range rc.Context {
-				vars[k] = v
-			}
-			msg.Set("context", vars)
-			if err := tx.Save(msg); err != nil {
-				var apiErr *router.ApiError
-				if !errors.As(err, &apiErr) {
-					return fmt.Errorf("failed to create campaign message %d: %w", i, err)
-				}
-				field := ""
-				for k := range apiErr.Data {
-					field = k
-				}
-				result.Skipped = append(result.Skipped, skippedRecipient{Index: i, To: rc.To, Field: field, Reason: apiErr.Message})
+		batch := result
+		batch.Skipped = slices.Clone(result.Skipped)
+		for j, m := range msgs {
+			if r := refused[j]; r != nil {
+				apiErr := asAPIError(r)
+				batch.Skipped = append(batch.Skipped, skippedRecipient{Index: index[j], To: m.rec.GetString("to"), Field: errorField(apiErr), Reason: apiErr.Message})
 				continue
 			}
 			created++
 		}
-		more = end < len(list)
-		resultJSON, err := json.Marshal(result)
+		resultJSON, err := json.Marshal(batch)
 		if err != nil {
 			return err
 		}
@@ -330,26 +389,45 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, errCampaignMoved) {
+		// Canceled, or another fan-out took this batch: look again from the top.
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
 	if created > 0 {
 		c.s.Dispatcher.Wake()
 	}
-	return more, nil
+	return end < len(list), nil
+}
+
+// errCampaignMoved stops a fan-out batch whose campaign changed while it was checked.
+var errCampaignMoved = errors.New("the campaign changed while its batch was checked")
+
+// errorField is the field an API error names, or "".
+func errorField(apiErr *router.ApiError) string {
+	for k := range apiErr.Data {
+		return k
+	}
+	return ""
 }
 
 func (c *Campaigns) recipients(app core.App, id string) ([]recipient, error) {
 	if v, ok := c.lists.Load(id); ok {
 		return v.([]recipient), nil
 	}
-	var raw string
-	if err := app.DB().NewQuery("SELECT recipients FROM campaigns WHERE id = {:id}").Bind(dbx.Params{"id": id}).Row(&raw); err != nil {
+	var parts []string
+	if err := app.DB().NewQuery("SELECT recipients FROM campaign_recipients WHERE campaign = {:id} ORDER BY part").Bind(dbx.Params{"id": id}).Column(&parts); err != nil {
 		return nil, fmt.Errorf("failed to load the recipients of campaign %s: %w", id, err)
 	}
-	list, err := parseRecipients(types.JSONRaw(raw))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read the recipients of campaign %s: %w", id, err)
+	var list []recipient
+	for _, p := range parts {
+		part, err := parseRecipients(types.JSONRaw(p))
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the recipients of campaign %s: %w", id, err)
+		}
+		list = append(list, part...)
 	}
 	c.lists.Store(id, list)
 	return list, nil

@@ -71,6 +71,48 @@ func TestCampaignOf10000RecipientsInOneRequest(t *testing.T) {
 	}
 }
 
+// TestCampaignRecipientsLiveBesideTheCampaign: the list is stored in parts of 1,000 in
+// campaign_recipients, in order, and the campaign row itself stays small; the list cannot
+// be changed afterwards, not even by a superuser.
+func TestCampaignRecipientsLiveBesideTheCampaign(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	list := make([]any, 0, 2_500)
+	for i := range 2_500 {
+		list = append(list, map[string]any{"to": fmt.Sprintf("05%08d", 50_000_000+i), "patient_id": fmt.Sprintf("P-%d", i)})
+	}
+	res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "Hello", "status": "draft", "recipients": list})
+	must(t, res.Status == 200 && res.Body["total"] == 2_500.0 && res.Body["recipients"] == nil, "expected a draft of 2500 without the list in the row: %.300s", res.Raw)
+	id := res.str("id")
+
+	var parts []struct {
+		Part       int    `db:"part"`
+		Recipients string `db:"recipients"`
+	}
+	err := e.app.DB().NewQuery("SELECT part, recipients FROM campaign_recipients WHERE campaign = {:c} ORDER BY part").Bind(map[string]any{"c": id}).All(&parts)
+	must(t, err == nil && len(parts) == 3, "expected 3 parts, got %d (%v)", len(parts), err)
+	must(t, strings.HasPrefix(parts[0].Recipients, `[{"to":"0550000000","patient_id":"P-0"}`) && strings.Contains(parts[2].Recipients, `"P-2499"`),
+		"expected the list in order: %.80s … %.80s", parts[0].Recipients, parts[2].Recipients)
+	var rowSize int
+	_ = e.app.DB().NewQuery("SELECT LENGTH(COALESCE(recipients, '')) FROM campaigns WHERE id = {:c}").Bind(map[string]any{"c": id}).Row(&rowSize)
+	must(t, rowSize <= len("null"), "expected no list in the campaign row, got %d bytes", rowSize)
+
+	up := e.do("PATCH", "/api/collections/campaigns/records/"+id, "superuser", map[string]any{"recipients": []string{"0501234567"}})
+	must(t, up.Status == 400 && slices.Equal(up.errorFields(), []string{"recipients"}), "expected 400 naming recipients: %s", up.Raw)
+
+	up = e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffA", map[string]any{"status": "running"})
+	must(t, up.Status == 200, "start: %s", up.Raw)
+	deadline := time.Now().Add(30 * time.Second)
+	for e.campaign(id).GetInt("cursor") < 2_500 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var inOrder int
+	err = e.app.DB().NewQuery("SELECT COUNT(*) FROM messages WHERE campaign = {:c} AND patient_id = 'P-' || SUBSTR(idempotency_key, LENGTH({:c}) + 11)").
+		Bind(map[string]any{"c": id}).Row(&inOrder)
+	must(t, err == nil, "count: %v", err)
+	must(t, inOrder == 2_500, "expected recipient i to get key campaign:<id>:i, %d of 2500 did", inOrder)
+}
+
 // TestCampaignFanOutResumesAfterACrash: a process that stops between batches leaves a
 // checkpoint; the next one finishes the list with no duplicate and no gap.
 func TestCampaignFanOutResumesAfterACrash(t *testing.T) {

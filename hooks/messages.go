@@ -42,51 +42,85 @@ type audit struct {
 
 // onMessageCreate checks, normalises and renders a message before it is inserted, decides
 // its first status, and writes the first audit row in the same transaction. It runs for
-// every create: REST, admin UI and Go.
+// every create through PocketBase: REST, admin UI and Go.
 func (s *Service) onMessageCreate(e *core.RecordEvent) error {
-	rec := e.Record
-	clinic, err := s.clinicOf(e.App, rec.GetString("clinic"))
+	first, err := s.prepareMessage(e.App, e.Record, nil)
 	if err != nil {
 		return err
 	}
+	// The insert and its first audit row commit together.
+	return saveWith(e, func(tx core.App) error {
+		first.Message = e.Record.Id
+		return writeLog(tx, first)
+	})
+}
 
-	channel := rec.GetString("channel")
-	if err := checkChannel(channel); err != nil {
-		return err
+// prepareMessage is the create-time work on a new message: it checks, normalises and
+// renders rec, decides its first status, and returns the first audit row. seen, when set,
+// holds the messages accepted earlier in the same bulk request, which the database cannot
+// see yet.
+func (s *Service) prepareMessage(app core.App, rec *core.Record, seen *batchSeen) (logEntry, error) {
+	clinic, err := s.checkAddress(app, rec)
+	if err != nil {
+		return logEntry{}, err
 	}
+	return s.prepareAddressed(app, rec, clinic, seen)
+}
 
+// checkAddress is the first part of prepareMessage: the clinic, the channel and the
+// normalised recipient, which a bulk create needs for all its messages before it looks
+// up their preferences at once.
+func (s *Service) checkAddress(app core.App, rec *core.Record) (*core.Record, error) {
+	clinic, err := s.clinicOf(app, rec.GetString("clinic"))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkChannel(rec.GetString("channel")); err != nil {
+		return nil, err
+	}
 	if err := s.normalizeRecipient(rec, clinic); err != nil {
-		return err
+		return nil, err
 	}
+	return clinic, nil
+}
+
+// prepareAddressed is the rest of prepareMessage, for a message that passed checkAddress.
+func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen *batchSeen) (logEntry, error) {
+	channel := rec.GetString("channel")
 
 	if key := rec.GetString("idempotency_key"); key != "" {
-		existing, err := findOne(e.App, "messages", "clinic = {:c} AND idempotency_key = {:k} AND idempotency_key != ''", dbx.Params{"c": clinic.Id, "k": key})
-		if err == nil {
-			return fieldError(http.StatusConflict, "idempotency_key", "validation_not_unique",
-				fmt.Sprintf("idempotency_key was already used by message %s; nothing was sent again", existing.Id))
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("failed to check idempotency_key: %w", err)
+		if seen != nil {
+			// A bulk create checks the database for all its keys at once, when it inserts.
+			if id := seen.keyOwner(clinic.Id, key); id != "" {
+				return logEntry{}, idempotencyConflict(id)
+			}
+		} else if existing, err := findOne(app, "messages", "clinic = {:c} AND idempotency_key = {:k} AND idempotency_key != ''", dbx.Params{"c": clinic.Id, "k": key}); err == nil {
+			return logEntry{}, idempotencyConflict(existing.Id)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return logEntry{}, fmt.Errorf("failed to check idempotency_key: %w", err)
 		}
 	}
 
 	if c := rec.GetString("category"); c != "" && !slices.Contains(categories, c) {
-		return badField("category", "validation_invalid_category", fmt.Sprintf("category must be one of %s", strings.Join(categories, ", ")))
+		return logEntry{}, badField("category", "validation_invalid_category", fmt.Sprintf("category must be one of %s", strings.Join(categories, ", ")))
 	}
 	if l := rec.GetString("language"); l != "" && l != "en" && l != "ar" {
-		return badField("language", "validation_invalid_language", "language must be en or ar")
+		return logEntry{}, badField("language", "validation_invalid_language", "language must be en or ar")
 	}
 
-	pref, err := findPreference(e.App, clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to"))
-	if err != nil {
-		return err
+	pref, found := seen.preference(clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to"))
+	if !found {
+		var err error
+		if pref, err = findPreference(app, clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to")); err != nil {
+			return logEntry{}, err
+		}
 	}
 
-	if err := s.renderContent(e.App, rec, clinic, pref); err != nil {
-		return err
+	if err := s.renderContent(app, rec, clinic, pref); err != nil {
+		return logEntry{}, err
 	}
 	if err := checkBody(rec); err != nil {
-		return err
+		return logEntry{}, err
 	}
 
 	encoding, segments := "", 1
@@ -114,8 +148,10 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 	}
 	if r := skipReason(pref, channel, rec.GetString("category")); r != "" {
 		status, reason = providers.StatusSkipped, r
-	} else if dup, err := s.findDuplicate(e.App, rec); err != nil {
-		return err
+	} else if dup := seen.duplicateOf(rec); dup != "" {
+		status, reason = providers.StatusSkipped, fmt.Sprintf("duplicate: message %s sent the same to this patient in the same request", dup)
+	} else if dup, err := s.findDuplicate(app, rec); err != nil {
+		return logEntry{}, err
 	} else if dup != "" {
 		status, reason = providers.StatusSkipped, dup
 	} else if held, moved := holdForQuietHours(clinic, rec.GetString("category"), at); moved {
@@ -132,28 +168,23 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 	if a, ok := rec.GetRaw(auditKey).(audit); ok {
 		who = a
 	}
+	detail := map[string]any{"channel": channel, "segments": segments}
+	if who.User != "" {
+		detail["user"] = who.User
+	}
+	if t := rec.GetString("template"); t != "" {
+		detail["template"] = t
+	}
+	if reason != "" {
+		detail["reason"] = reason
+	}
+	seen.add(rec)
+	return logEntry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent}, nil
+}
 
-	// The insert and its first audit row commit together. e.App is put back afterwards:
-	// PocketBase announces the create (realtime) with it, and the transaction is over by then.
-	orig := e.App
-	defer func() { e.App = orig }()
-	return orig.RunInTransaction(func(tx core.App) error {
-		e.App = tx
-		if err := e.Next(); err != nil {
-			return err
-		}
-		detail := map[string]any{"channel": channel, "segments": segments}
-		if who.User != "" {
-			detail["user"] = who.User
-		}
-		if t := rec.GetString("template"); t != "" {
-			detail["template"] = t
-		}
-		if reason != "" {
-			detail["reason"] = reason
-		}
-		return writeLog(tx, logEntry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent})
-	})
+func idempotencyConflict(firstID string) error {
+	return fieldError(http.StatusConflict, "idempotency_key", "validation_not_unique",
+		fmt.Sprintf("idempotency_key was already used by message %s; nothing was sent again", firstID))
 }
 
 // findDuplicate returns why rec repeats a message the patient got within the duplicate

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,23 +41,43 @@ func (s *Service) persistMessage(tx core.App, rec *core.Record) error {
 // announceAfterCommit fires PocketBase's after-update events for rec (realtime broadcast,
 // metrics) once tx commits, and never if it rolls back.
 func (s *Service) announceAfterCommit(tx core.App, rec *core.Record) {
-	announce := func() {
+	afterCommit(tx, func() {
 		rec.MarkAsNotNew()
 		ev := &core.ModelEvent{App: s.app, Context: context.Background(), Type: core.ModelEventTypeUpdate, Model: rec}
 		if err := s.app.OnModelAfterUpdateSuccess().Trigger(ev); err != nil {
 			s.app.Logger().Warn("failed to announce a message change", "message", rec.Id, "error", err)
 		}
-	}
+	})
+}
+
+// afterCommit runs fn once tx commits (at once when tx is no transaction), never if it
+// rolls back.
+func afterCommit(tx core.App, fn func()) {
 	if info := tx.TxInfo(); info != nil {
 		info.OnComplete(func(txErr error) error {
 			if txErr == nil {
-				announce()
+				fn()
 			}
 			return nil
 		})
 		return
 	}
-	announce()
+	fn()
+}
+
+// saveWith runs the rest of a create hook chain (PocketBase's insert) and then also, in the
+// same transaction, so that both commit or neither does. e.App is put back afterwards:
+// PocketBase announces the create (realtime) with it, and the transaction is over by then.
+func saveWith(e *core.RecordEvent, also func(tx core.App) error) error {
+	orig := e.App
+	defer func() { e.App = orig }()
+	return orig.RunInTransaction(func(tx core.App) error {
+		e.App = tx
+		if err := e.Next(); err != nil {
+			return err
+		}
+		return also(tx)
+	})
 }
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -68,15 +89,13 @@ func writeLog(app core.App, l logEntry) error {
 	return writeLogs(app, []logEntry{l})
 }
 
-// writeLogs appends rows to message audit trails with one statement.
+// writeLogs appends rows to message audit trails.
 func writeLogs(app core.App, entries []logEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	now := formatTime(time.Now().UTC())
-	params := make(dbx.Params, len(entries)*len(logColumns))
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO message_logs (" + strings.Join(logColumns, ", ") + ") VALUES ")
+	rows := make([][]any, len(entries))
 	for i, l := range entries {
 		detail := "null"
 		if l.Detail != nil {
@@ -89,23 +108,52 @@ func writeLogs(app core.App, entries []logEntry) error {
 		if len(l.UserAgent) > 300 {
 			l.UserAgent = l.UserAgent[:300]
 		}
-		values := []any{security.RandomStringWithAlphabet(15, idAlphabet), l.Message, l.Event, l.Status, l.Provider, detail, l.ErrorCode, l.IP, l.UserAgent, now}
+		rows[i] = []any{security.RandomStringWithAlphabet(15, idAlphabet), l.Message, l.Event, l.Status, l.Provider, detail, l.ErrorCode, l.IP, l.UserAgent, now}
+	}
+	if err := insertRows(app, "message_logs", logColumns, rows); err != nil {
+		return fmt.Errorf("failed to write message log: %w", err)
+	}
+	return nil
+}
+
+// insertRows inserts rows (values in the order of columns) with one single-row statement,
+// prepared once and run per row. A multi-row INSERT would cost more than it saves: the
+// SQLite driver matches every bound value to its placeholder by a linear search (quadratic
+// in the values per statement), and SQLite keeps a statement journal for a statement that
+// writes many rows.
+func insertRows(app core.App, table string, columns []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO {{" + table + "}} (")
+	for i, c := range columns {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(")
-		for j, v := range values {
-			key := fmt.Sprintf("l%d_%d", i, j)
-			params[key] = v
-			if j > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("{:" + key + "}")
-		}
-		sb.WriteString(")")
+		sb.WriteString("[[" + c + "]]")
 	}
-	if _, err := app.DB().NewQuery(sb.String()).Bind(params).Execute(); err != nil {
-		return fmt.Errorf("failed to write message log: %w", err)
+	sb.WriteString(") VALUES (")
+	for i := range columns {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "{:p%d}", i)
+	}
+	sb.WriteString(")")
+	q := app.DB().NewQuery(sb.String())
+	if len(rows) > 1 {
+		q = q.Prepare()
+		defer q.Close()
+	}
+	params := make(dbx.Params, len(columns))
+	for _, row := range rows {
+		for i, v := range row {
+			params["p"+strconv.Itoa(i)] = v
+		}
+		if _, err := q.Bind(params).Execute(); err != nil {
+			return fmt.Errorf("failed to insert into %s: %w", table, err)
+		}
 	}
 	return nil
 }

@@ -3,14 +3,11 @@ package hooks
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
-	validation "github.com/pocketbase/ozzo-validation/v4"
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/pocketbase/pocketbase/tools/router"
 )
 
 // maxSendBatch is the most messages one POST /api/clinicmsg/send takes.
@@ -25,8 +22,8 @@ type sendItem struct {
 
 // handleSend takes one message object, or an array of up to 1,000, for apps that send in
 // volume. Each message gets exactly the checks and answer of a record create; an array's
-// messages are stored in one transaction (one commit instead of one per message), and the
-// answer comes after that commit, so every 2xx item is durable.
+// messages are stored with a few multi-row inserts in one group commit shared with other
+// requests (bulk.go), and the answer comes after that commit, so every 2xx item is durable.
 func (s *Service) handleSend(e *core.RequestEvent) error {
 	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, 16<<20))
 	if err != nil {
@@ -57,34 +54,54 @@ func (s *Service) handleSend(e *core.RequestEvent) error {
 	}
 	who := audit{IP: e.RealIP(), UserAgent: e.Request.UserAgent(), User: e.Auth.Id}
 	out := make([]sendItem, len(items))
-	accepted := 0
-	err = e.App.RunInTransaction(func(tx core.App) error {
-		accepted = 0
-		for i, item := range items {
-			rec, apiErr := s.sendRecord(e, col, item, who)
-			if apiErr == nil {
-				if err := tx.Save(rec); err != nil {
-					var fieldErrs validation.Errors
-					switch {
-					case errors.As(err, &apiErr):
-					case errors.As(err, &fieldErrs):
-						apiErr = router.NewBadRequestError("Failed to create the message.", fieldErrs)
-					default:
-						return err // a storage failure: nothing of this request is kept
-					}
-				}
-			}
-			if apiErr != nil {
-				out[i] = sendItem{Status: apiErr.Status, Body: apiErr}
-				continue
-			}
-			out[i] = sendItem{Status: http.StatusOK, Body: rec}
-			accepted++
+	seen := newBatchSeen(s.cfg.DuplicateWindow)
+	var msgs []*newMessage
+	var at []int // the item index of each of msgs
+	var recs []*core.Record
+	var recAt []int
+	for i, item := range items {
+		rec, err := s.sendRecord(e, col, item, who)
+		if err != nil {
+			apiErr := asAPIError(err)
+			out[i] = sendItem{Status: apiErr.Status, Body: apiErr}
+			continue
 		}
-		return nil
+		recs = append(recs, rec)
+		recAt = append(recAt, i)
+	}
+	prepared, errs := s.prepareNew(recs, seen)
+	for j, m := range prepared {
+		i := recAt[j]
+		if errs[j] != nil {
+			apiErr := asAPIError(errs[j])
+			if apiErr == nil {
+				return e.Error(http.StatusServiceUnavailable, "The messages could not be checked; nothing was accepted. Retry later.", errs[j])
+			}
+			out[i] = sendItem{Status: apiErr.Status, Body: apiErr}
+			continue
+		}
+		msgs = append(msgs, m)
+		at = append(at, i)
+	}
+	var refused map[int]error
+	err = s.writer.Do(func(tx core.App) error {
+		var err error
+		refused, err = s.insertMessages(tx, msgs)
+		return err
 	})
 	if err != nil {
 		return e.Error(http.StatusServiceUnavailable, "The messages could not be stored; nothing was accepted. Retry later.", err)
+	}
+	accepted := 0
+	for j, m := range msgs {
+		i := at[j]
+		if r := refused[j]; r != nil {
+			apiErr := asAPIError(r)
+			out[i] = sendItem{Status: apiErr.Status, Body: apiErr}
+			continue
+		}
+		out[i] = sendItem{Status: http.StatusOK, Body: m.rec}
+		accepted++
 	}
 	if single {
 		return e.JSON(out[0].Status, out[0].Body)
@@ -93,7 +110,7 @@ func (s *Service) handleSend(e *core.RequestEvent) error {
 }
 
 // sendRecord applies the request-level checks of a record create to one item.
-func (s *Service) sendRecord(e *core.RequestEvent, col *core.Collection, item map[string]any, who audit) (*core.Record, *router.ApiError) {
+func (s *Service) sendRecord(e *core.RequestEvent, col *core.Collection, item map[string]any, who audit) (*core.Record, error) {
 	superuser := e.HasSuperuserAuth()
 	if !superuser {
 		own := e.Auth.GetString("clinic")

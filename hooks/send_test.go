@@ -1,10 +1,15 @@
 package hooks_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"clinicmsg/hooks"
 )
 
 func TestSendRoute(t *testing.T) {
@@ -55,5 +60,147 @@ func TestSendRoute(t *testing.T) {
 		res = e.do("POST", "/api/clinicmsg/send", "staffA", []map[string]any{{"channel": "sms", "to": "0501234567", "body": "x", "idempotency_key": "k"}, {"channel": "sms", "to": "0501234567", "body": "x", "idempotency_key": "k"}})
 		items := res.Body["items"].([]any)
 		must(t, items[0].(map[string]any)["status"] == 200.0 && items[1].(map[string]any)["status"] == 409.0, "a repeated key in one batch is a 409: %.400s", res.Raw)
+	})
+}
+
+// TestSendStoresWhatACreateStores: the bulk route writes its rows with its own INSERTs, so
+// a message it stores must be column for column what a record create stores, first audit
+// row included, and subscribers must hear of it the same way.
+func TestSendStoresWhatACreateStores(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.DuplicateWindow = 10 * time.Minute })
+	e.save("templates", map[string]any{"clinic": e.clinicA.Id, "code": "bulk_reminder", "channel": "any", "category": "reminder",
+		"body_en": "Hello {{name}}, see you at {{time}}.", "body_ar": "مرحبا {{name}}", "active": true})
+	e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "patient_id": "P-2", "phone": "+966501110002", "language": "ar"})
+	later := time.Now().UTC().Add(48 * time.Hour).Format("2006-01-02 15:04:05.000Z")
+	payload := func(to, patient string) map[string]any {
+		return map[string]any{"channel": "sms", "to": to, "template": "bulk_reminder", "patient_id": patient,
+			"context": map[string]any{"name": "Sara", "time": "10:30"}, "send_at": later, "idempotency_key": "fidelity-" + patient}
+	}
+	events := e.subscribe("staffA", "messages")
+
+	viaCreate := e.do("POST", "/api/collections/messages/records", "appA", payload("0501110001", "P-1"))
+	must(t, viaCreate.Status == 200, "create: %s", viaCreate.Raw)
+	viaSend := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{payload("0501110003", "P-1b"), payload("0501110002", "P-2")})
+	must(t, viaSend.Status == 200 && viaSend.Body["accepted"] == 2.0, "send: %.400s", viaSend.Raw)
+	items := viaSend.Body["items"].([]any)
+	sent := items[0].(map[string]any)["body"].(map[string]any)
+	arabic := items[1].(map[string]any)["body"].(map[string]any)
+
+	row := func(id string) map[string]string {
+		out := map[string]string{}
+		rows, err := e.app.DB().NewQuery("SELECT * FROM messages WHERE id = {:id}").Bind(map[string]any{"id": id}).Rows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		must(t, rows.Next(), "message %s is not stored", id)
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		if err := rows.Scan(vals...); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cols {
+			out[c] = fmt.Sprintf("%T:%v", *(vals[i].(*any)), *(vals[i].(*any)))
+		}
+		return out
+	}
+	a, b := row(viaCreate.str("id")), row(sent["id"].(string))
+	for col, va := range a {
+		switch col {
+		case "id", "created", "updated", "to", "patient_id", "idempotency_key":
+			continue
+		}
+		must(t, b[col] == va, "column %s: record create stored %s, the send route %s", col, va, b[col])
+	}
+	for _, col := range []string{"created", "updated"} {
+		stamp := regexp.MustCompile(`^string:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$`)
+		must(t, stamp.MatchString(a[col]) && stamp.MatchString(b[col]), "column %s: record create stored %s, the send route %s", col, a[col], b[col])
+	}
+	must(t, len(a) == len(b), "expected the same columns, got %d and %d", len(a), len(b))
+	must(t, sent["status"] == "scheduled" && sent["body"] == "Hello Sara, see you at 10:30." && sent["segments"] == 1.0,
+		"expected the rendered, scheduled message in the answer: %v", sent)
+	must(t, arabic["language"] == "ar" && arabic["body"] == "مرحبا Sara", "the patient's language applies: %v", arabic)
+
+	trail := func(id string) string {
+		var l struct {
+			Event, Status, Detail, IP, UserAgent string
+		}
+		err := e.app.DB().NewQuery("SELECT event, status, detail, ip, user_agent AS useragent FROM message_logs WHERE message = {:id}").
+			Bind(map[string]any{"id": id}).Row(&l.Event, &l.Status, &l.Detail, &l.IP, &l.UserAgent)
+		if err != nil {
+			t.Fatalf("no audit row for %s: %v", id, err)
+		}
+		return fmt.Sprintf("%+v", l)
+	}
+	must(t, trail(viaCreate.str("id")) == trail(sent["id"].(string)), "first audit rows differ: %s vs %s", trail(viaCreate.str("id")), trail(sent["id"].(string)))
+
+	created := map[string]bool{}
+	deadline := time.After(5 * time.Second)
+	for len(created) < 3 {
+		select {
+		case ev := <-events:
+			if ev.Action == "create" {
+				created[ev.Record["id"].(string)] = true
+			}
+		case <-deadline:
+			t.Fatalf("expected three realtime creates, saw %v", created)
+		}
+	}
+	must(t, created[sent["id"].(string)] && created[arabic["id"].(string)], "the send route's messages must be announced: %v", created)
+
+	t.Run("a key used by an earlier request is a 409 naming the first message", func(t *testing.T) {
+		again := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{payload("0501110003", "P-1b"), {"channel": "sms", "to": "0501110009", "body": "fresh"}})
+		items := again.Body["items"].([]any)
+		first := items[0].(map[string]any)
+		must(t, first["status"] == 409.0 && strings.Contains(fmt.Sprint(first["body"]), sent["id"].(string)), "expected 409 naming %s: %v", sent["id"], first)
+		must(t, items[1].(map[string]any)["status"] == 200.0, "the other message is accepted: %v", items[1])
+	})
+
+	t.Run("the same text twice in one request is caught by the duplicate guard", func(t *testing.T) {
+		twice := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{
+			{"channel": "sms", "to": "0501110010", "body": "Your results are ready."},
+			{"channel": "sms", "to": "0501110010", "body": "Your results are ready."}})
+		items := twice.Body["items"].([]any)
+		one := items[0].(map[string]any)["body"].(map[string]any)
+		two := items[1].(map[string]any)["body"].(map[string]any)
+		must(t, one["status"] == "queued" && two["status"] == "skipped" && strings.Contains(two["status_reason"].(string), one["id"].(string)),
+			"expected the second skipped naming the first: %v / %v", one["status"], two["status_reason"])
+	})
+
+	t.Run("preferences apply to every message of a request", func(t *testing.T) {
+		e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "patient_id": "P-out", "opted_out": true, "sms": true, "whatsapp": true, "email_enabled": true})
+		e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "phone": "+966501110021", "sms": false, "whatsapp": true, "email_enabled": true})
+		e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "email": "no-mail@example.com", "sms": true, "whatsapp": true, "email_enabled": false})
+		e.save("preferences", map[string]any{"clinic": e.clinicB.Id, "phone": "+966501110023", "opted_out": true, "sms": true, "whatsapp": true, "email_enabled": true})
+		res := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{
+			{"channel": "sms", "to": "0501110020", "patient_id": "P-out", "body": "a"},     // opted out by patient id
+			{"channel": "sms", "to": "0501110021", "body": "b"},                            // SMS off by phone
+			{"channel": "whatsapp", "to": "0501110021", "body": "c"},                       // WhatsApp still on
+			{"channel": "email", "to": "no-mail@example.com", "subject": "s", "body": "d"}, // email off by address
+			{"channel": "sms", "to": "0501110023", "body": "e"},                            // opted out in clinic B only
+			{"channel": "sms", "to": "0501110021", "patient_id": "P-unknown", "body": "f"}, // falls back to the phone
+		})
+		var got []string
+		for _, it := range res.Body["items"].([]any) {
+			b := it.(map[string]any)["body"].(map[string]any)
+			reason, _ := b["status_reason"].(string)
+			got = append(got, fmt.Sprint(b["status"], " ", strings.SplitN(reason, ":", 2)[0]))
+		}
+		want := []string{"skipped opted_out", "skipped channel_disabled", "queued ", "skipped channel_disabled", "queued ", "skipped channel_disabled"}
+		must(t, slices.Equal(got, want), "expected %v, got %v", want, got)
+	})
+
+	t.Run("field limits are checked as a create checks them", func(t *testing.T) {
+		res := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{{"channel": "sms", "to": "0501110011", "body": "x", "patient_id": strings.Repeat("p", 101)}})
+		item := res.Body["items"].([]any)[0].(map[string]any)
+		body, _ := json.Marshal(item["body"])
+		must(t, item["status"] == 400.0 && strings.Contains(string(body), `"patient_id"`), "expected 400 naming patient_id: %s", body)
+		res = e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{{"channel": "sms", "to": "0501110012", "body": "x", "campaign": "nosuchcampaign1"}})
+		item = res.Body["items"].([]any)[0].(map[string]any)
+		body, _ = json.Marshal(item["body"])
+		must(t, item["status"] == 400.0 && strings.Contains(string(body), `"campaign"`), "expected 400 naming campaign: %s", body)
 	})
 }

@@ -1,0 +1,375 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/pocketbase/dbx"
+	validation "github.com/pocketbase/ozzo-validation/v4"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/router"
+	"github.com/pocketbase/pocketbase/tools/types"
+
+	"clinicmsg/providers"
+)
+
+// Bulk creates (POST /api/clinicmsg/send and campaign fan-out) give every message the same
+// checks, first status, audit row and realtime announcement as a record create, but store
+// them with one prepared INSERT per table (insertRows): a Save per message runs PocketBase's whole hook and
+// validation chain while holding SQLite's only write connection, and that chain costs
+// several times the insert itself. The checks run before the write transaction, so that
+// requests check their messages in parallel and hold the writer only to insert.
+
+// newMessage is one message of a bulk create: the record and its first audit row.
+type newMessage struct {
+	rec   *core.Record
+	first logEntry
+}
+
+// prepareNew checks and renders recs for a bulk create, exactly as a record create would,
+// and answers for each either the prepared message or why it is refused. seen carries the
+// earlier messages of the same request, which the database cannot see yet. The patients'
+// preferences are read with one query for all of recs instead of one per message.
+func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessage, []error) {
+	out := make([]*newMessage, len(recs))
+	errs := make([]error, len(recs))
+	clinics := make([]*core.Record, len(recs))
+	for i, rec := range recs {
+		clinics[i], errs[i] = s.checkAddress(s.app, rec)
+	}
+	if err := seen.loadPreferences(s.app, recs, errs); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return out, errs
+	}
+	for i, rec := range recs {
+		if errs[i] != nil {
+			continue
+		}
+		rec.Id = core.GenerateDefaultRandomId()
+		first, err := s.prepareAddressed(s.app, rec, clinics[i], seen)
+		if err == nil {
+			err = s.validateFields(rec, seen)
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		seen.add(rec)
+		first.Message = rec.Id
+		out[i] = &newMessage{rec: rec, first: first}
+	}
+	return out, errs
+}
+
+// validateFields runs the collection's field validators, as Save would. Relations are
+// checked here with the clinic cache and one lookup, instead of a query per field.
+func (s *Service) validateFields(rec *core.Record, seen *batchSeen) error {
+	fieldErrs := validation.Errors{}
+	ctx := context.Background()
+	for _, f := range rec.Collection().Fields {
+		switch f.(type) {
+		case *core.RelationField, *core.AutodateField:
+			continue
+		}
+		if f.GetName() == core.FieldNameId {
+			continue
+		}
+		if err := f.ValidateValue(ctx, s.app, rec); err != nil {
+			fieldErrs[f.GetName()] = err
+		}
+	}
+	if len(fieldErrs) > 0 {
+		return router.NewBadRequestError("Failed to create the message.", fieldErrs)
+	}
+	if id := rec.GetString("campaign"); id != "" {
+		clinic, ok := seen.campaigns[id]
+		if !ok {
+			// Not found stays "": an unknown campaign is refused for each message naming it.
+			_ = s.app.DB().Select("clinic").From("campaigns").Where(dbx.HashExp{"id": id}).Limit(1).Row(&clinic)
+			seen.campaigns[id] = clinic
+		}
+		if clinic == "" || clinic != rec.GetString("clinic") {
+			return badField("campaign", "validation_invalid_campaign", fmt.Sprintf("campaign %q does not exist in this clinic", id))
+		}
+	}
+	return nil
+}
+
+// insertMessages stores prepared messages and their first audit rows in tx, and announces
+// each create once tx commits. An idempotency key taken since the message was prepared
+// (by a concurrent request) refuses that message alone: its index in msgs maps to the
+// answer.
+func (s *Service) insertMessages(tx core.App, msgs []*newMessage) (map[int]error, error) {
+	refused, err := takenKeys(tx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]*newMessage, 0, len(msgs))
+	for i, m := range msgs {
+		if refused[i] == nil {
+			rows = append(rows, m)
+		}
+	}
+	if len(rows) == 0 {
+		return refused, nil
+	}
+
+	// Autodate fields ignore Set; a Save fills them in its own hooks.
+	now := types.NowDateTime()
+	for _, m := range rows {
+		m.rec.SetRaw("created", now)
+		m.rec.SetRaw("updated", now)
+	}
+	var columns []string
+	values := make([][]any, len(rows))
+	firsts := make([]logEntry, len(rows))
+	for i, m := range rows {
+		data, err := m.rec.DBExport(tx)
+		if err != nil {
+			return nil, fmt.Errorf("failed to export message: %w", err)
+		}
+		if columns == nil {
+			for c := range data {
+				columns = append(columns, c)
+			}
+			slices.Sort(columns)
+		}
+		values[i] = make([]any, len(columns))
+		for j, c := range columns {
+			values[i][j] = data[c]
+		}
+		firsts[i] = m.first
+	}
+	if err := insertRows(tx, "messages", columns, values); err != nil {
+		return nil, err
+	}
+	if err := writeLogs(tx, firsts); err != nil {
+		return nil, err
+	}
+	s.announceCreatedAfterCommit(tx, rows)
+	return refused, nil
+}
+
+// takenKeys finds the messages whose idempotency key is already stored, with one query per
+// clinic and 500 keys (on the clinic's unique index).
+func takenKeys(tx core.App, msgs []*newMessage) (map[int]error, error) {
+	byKey := map[string]int{}
+	keys := map[string][]any{} // clinic → keys
+	for i, m := range msgs {
+		if k := m.rec.GetString("idempotency_key"); k != "" {
+			c := m.rec.GetString("clinic")
+			byKey[c+"\x00"+k] = i
+			keys[c] = append(keys[c], k)
+		}
+	}
+	refused := map[int]error{}
+	for clinic, list := range keys {
+		for chunk := range slices.Chunk(list, 500) {
+			var found []struct {
+				ID  string `db:"id"`
+				Key string `db:"idempotency_key"`
+			}
+			err := tx.DB().Select("id", "idempotency_key").From("messages").
+				Where(dbx.HashExp{"clinic": clinic}).AndWhere(dbx.In("idempotency_key", chunk...)).
+				AndWhere(dbx.NewExp("idempotency_key != ''")).All(&found)
+			if err != nil {
+				return nil, fmt.Errorf("failed to check idempotency keys: %w", err)
+			}
+			for _, f := range found {
+				if i, ok := byKey[clinic+"\x00"+f.Key]; ok {
+					refused[i] = idempotencyConflict(f.ID)
+				}
+			}
+		}
+	}
+	return refused, nil
+}
+
+// announceCreatedAfterCommit fires PocketBase's after-create events for each message
+// (realtime broadcast, the dispatcher's wake-up) once tx commits, and never if it rolls back.
+func (s *Service) announceCreatedAfterCommit(tx core.App, rows []*newMessage) {
+	afterCommit(tx, func() {
+		for _, m := range rows {
+			m.rec.MarkAsNotNew()
+			ev := &core.ModelEvent{App: s.app, Context: context.Background(), Type: core.ModelEventTypeCreate, Model: m.rec}
+			if err := s.app.OnModelAfterCreateSuccess().Trigger(ev); err != nil {
+				s.app.Logger().Warn("failed to announce a new message", "message", m.rec.Id, "error", err)
+			}
+		}
+	})
+}
+
+// batchSeen remembers the messages accepted earlier in one bulk create, for the checks a
+// record create makes against the database: a repeated idempotency key and the duplicate
+// guard. A nil *batchSeen remembers nothing.
+type batchSeen struct {
+	keys      map[string]string // clinic, idempotency key → message id
+	sent      map[string]string // duplicate-guard key → message id
+	campaigns map[string]string // campaign id → its clinic
+	window    time.Duration
+
+	prefs       map[string]*core.Record // clinic + patient id or address → preferences
+	prefsLoaded map[string]bool         // clinics whose preferences prefs holds
+}
+
+func newBatchSeen(window time.Duration) *batchSeen {
+	return &batchSeen{keys: map[string]string{}, sent: map[string]string{}, campaigns: map[string]string{}, window: window}
+}
+
+// loadPreferences reads, with one query per clinic, the preferences of every patient that
+// recs (already addressed, unless errs says otherwise) may match: by patient id, phone
+// number or email address.
+func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []error) error {
+	if b == nil {
+		return nil
+	}
+	// One list per column, each looked up on its own partial index (SQLite uses a partial
+	// index only when the query repeats its condition, and not for an OR of columns).
+	type wanted struct{ patient_id, phone, email []any }
+	byClinic := map[string]*wanted{}
+	for i, rec := range recs {
+		if errs[i] != nil {
+			continue
+		}
+		c := rec.GetString("clinic")
+		w := byClinic[c]
+		if w == nil {
+			w = &wanted{}
+			byClinic[c] = w
+		}
+		if rec.GetString("channel") == providers.ChannelEmail {
+			w.email = append(w.email, rec.GetString("to"))
+		} else {
+			w.phone = append(w.phone, rec.GetString("to"))
+		}
+		if p := rec.GetString("patient_id"); p != "" {
+			w.patient_id = append(w.patient_id, p)
+		}
+	}
+	if b.prefs == nil {
+		b.prefs = map[string]*core.Record{}
+		b.prefsLoaded = map[string]bool{}
+	}
+	for clinic, w := range byClinic {
+		for _, col := range []struct {
+			name   string
+			values []any
+		}{{"patient_id", w.patient_id}, {"phone", w.phone}, {"email", w.email}} {
+			for chunk := range slices.Chunk(col.values, 500) {
+				var found []*core.Record
+				err := app.RecordQuery("preferences").AndWhere(dbx.HashExp{"clinic": clinic}).
+					AndWhere(dbx.In(col.name, chunk...)).AndWhere(dbx.NewExp("[[" + col.name + "]] != ''")).All(&found)
+				if err != nil {
+					return fmt.Errorf("failed to look up preferences: %w", err)
+				}
+				for _, p := range found {
+					if id := p.GetString("patient_id"); id != "" {
+						b.prefs[clinic+"\x00p\x00"+id] = p
+					}
+					for _, c := range []string{p.GetString("phone"), p.GetString("email")} {
+						if k := clinic + "\x00c\x00" + c; c != "" && b.prefs[k] == nil {
+							b.prefs[k] = p
+						}
+					}
+				}
+			}
+		}
+		b.prefsLoaded[clinic] = true
+	}
+	return nil
+}
+
+// preference answers from the preferences loaded for the request: the patient's by id,
+// else by the address the message goes to. found is false when nothing was loaded for the
+// clinic, and the caller must look in the database.
+func (b *batchSeen) preference(clinic, patientID, channel, to string) (pref *core.Record, found bool) {
+	if b == nil || !b.prefsLoaded[clinic] {
+		return nil, false
+	}
+	if patientID != "" {
+		if p := b.prefs[clinic+"\x00p\x00"+patientID]; p != nil {
+			return p, true
+		}
+	}
+	p := b.prefs[clinic+"\x00c\x00"+to]
+	if p != nil && (channel == providers.ChannelEmail) != (p.GetString("email") == to) {
+		p = nil // a phone number never matches an email address, nor the other way round
+	}
+	return p, true
+}
+
+func (b *batchSeen) keyOwner(clinic, key string) string {
+	if b == nil {
+		return ""
+	}
+	return b.keys[clinic+"\x00"+key]
+}
+
+// guardKeys are the duplicate guard's ways of matching rec: by number, and by patient.
+func (b *batchSeen) guardKeys(rec *core.Record) []string {
+	if b.window <= 0 || rec.GetString("idempotency_key") != "" || rec.GetString("campaign") != "" {
+		return nil
+	}
+	content := "t:" + rec.GetString("template")
+	if rec.GetString("template") == "" {
+		content = "b:" + rec.GetString("body")
+	}
+	base := rec.GetString("clinic") + "\x00" + rec.GetString("channel") + "\x00" + content + "\x00"
+	out := []string{base + "to:" + rec.GetString("to")}
+	if p := rec.GetString("patient_id"); p != "" {
+		out = append(out, base+"patient:"+p)
+	}
+	return out
+}
+
+func (b *batchSeen) duplicateOf(rec *core.Record) string {
+	if b == nil {
+		return ""
+	}
+	for _, k := range b.guardKeys(rec) {
+		if id, ok := b.sent[k]; ok {
+			return id
+		}
+	}
+	return ""
+}
+
+func (b *batchSeen) add(rec *core.Record) {
+	if b == nil {
+		return
+	}
+	if k := rec.GetString("idempotency_key"); k != "" {
+		b.keys[rec.GetString("clinic")+"\x00"+k] = rec.Id
+	}
+	switch rec.GetString("status") {
+	case providers.StatusSkipped, providers.StatusFailed, providers.StatusCanceled:
+		return
+	}
+	for _, k := range b.guardKeys(rec) {
+		if _, ok := b.sent[k]; !ok {
+			b.sent[k] = rec.Id
+		}
+	}
+}
+
+// asAPIError is err as the 4xx answer a record create would give, or nil for a failure of
+// the appliance itself.
+func asAPIError(err error) *router.ApiError {
+	var apiErr *router.ApiError
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	var fieldErrs validation.Errors
+	if errors.As(err, &fieldErrs) {
+		return router.NewApiError(http.StatusBadRequest, "Failed to create the message.", fieldErrs)
+	}
+	return nil
+}
