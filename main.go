@@ -5,6 +5,7 @@ package main
 import (
 	"log"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"clinicmsg/bench"
@@ -15,8 +16,17 @@ import (
 	"github.com/pocketbase/pocketbase/plugins/migratecmd"
 )
 
+// defaultMemoryLimit is the heap the Go runtime aims to stay under when GOMEMLIMIT is not
+// set: a clinic's VM is small, and without a limit the heap may grow to twice what is live
+// (a 100,000-recipient campaign) before the garbage collector runs. It is a soft limit: a
+// larger live heap still works, with more frequent collections.
+const defaultMemoryLimit = 100 << 20
+
 func main() {
 	stopProfile := startCPUProfile(os.Getenv("CLINICMSG_CPUPROFILE"))
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	// Never guess dev mode from the binary's path: dev mode echoes every SQL statement,
 	// patient data included, to the log. `--dev` still turns it on explicitly.

@@ -313,6 +313,11 @@ func (d *Dispatcher) reconcile(p providers.Provider, msg *providers.Message, sen
 // finish writes the outcome of attempt c, unless the row has moved on without us.
 func (d *Dispatcher) finish(c claimed, receipt *providers.Receipt, sendErr error, reconciled string) {
 	err := d.s.writer.Do(func(tx core.App) error {
+		if sendErr == nil {
+			if done, err := d.s.markSentLeased(tx, c, receipt, reconciled); done || err != nil {
+				return err
+			}
+		}
 		rec, err := tx.FindRecordById("messages", c.rec.Id)
 		if err != nil {
 			return fmt.Errorf("failed to reload message: %w", err)
@@ -433,6 +438,53 @@ func (s *Service) failTx(tx core.App, rec *core.Record, reason, message, code st
 
 // markSent records an accepted send. If a delivery report overtook it, the status stays
 // where the report put it and only the provider's details are filled in.
+// markSentLeased is markSent for the usual case, a row still in the state the claim left
+// it (sending, this attempt): one guarded UPDATE instead of reading the row back first.
+// It reports false, having changed nothing, when the row moved meanwhile (a delivery
+// report overtook the answer, a cancel, a lost lease); markSent then decides on the row.
+func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, reconciled string) (bool, error) {
+	if r == nil {
+		r = &providers.Receipt{}
+	}
+	status := providers.StatusSent
+	if rank[r.Status] > rank[status] {
+		status = r.Status
+	}
+	now := types.NowDateTime()
+	set := dbx.Params{"status": status, "status_reason": "", "error_code": "", "error_message": "", "next_attempt_at": "",
+		"provider": c.provider, "updated": now.String()}
+	if r.ProviderMessageID != "" {
+		set["provider_message_id"] = r.ProviderMessageID
+	}
+	if r.Segments > 0 {
+		set["segments"] = r.Segments // the provider's billed count beats our estimate
+	}
+	if r.Cost > 0 {
+		set["cost"] = r.Cost
+		set["currency"] = r.Currency
+	}
+	if c.rec.GetDateTime("sent_at").IsZero() {
+		set["sent_at"] = now.String()
+	}
+	res, err := tx.DB().Update("messages", set, dbx.HashExp{"id": c.rec.Id, "status": providers.StatusSending, "attempts": c.attempt}).Execute()
+	if err != nil {
+		return false, fmt.Errorf("failed to mark message sent: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	rec := c.rec.Fresh()
+	for k, v := range set {
+		rec.Set(k, v)
+	}
+	s.announceAfterCommit(tx, rec)
+	detail := map[string]any{"attempt": c.attempt, "provider_message_id": r.ProviderMessageID}
+	if reconciled != "" {
+		detail["reconciled"] = reconciled
+	}
+	return true, writeLog(tx, logEntry{Message: c.rec.Id, Event: "sent", Status: status, Provider: c.provider, Detail: detail})
+}
+
 func (s *Service) markSent(tx core.App, rec *core.Record, provider string, r *providers.Receipt, reconciled string) error {
 	if r == nil {
 		r = &providers.Receipt{}
