@@ -198,17 +198,23 @@ func (s *Service) findDuplicate(app core.App, rec *core.Record) (string, error) 
 	same := "template = {:tpl} AND (template != '' OR body = {:body}) AND channel = {:ch} AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')"
 	params := dbx.Params{"c": rec.GetString("clinic"), "to": rec.GetString("to"), "p": rec.GetString("patient_id"),
 		"tpl": rec.GetString("template"), "body": rec.GetString("body"), "ch": rec.GetString("channel"), "since": since}
-	prev, err := findOne(app, "messages", "clinic = {:c} AND [[to]] = {:to} AND "+same, params)
-	if errors.Is(err, sql.ErrNoRows) && rec.GetString("patient_id") != "" {
-		prev, err = findOne(app, "messages", "clinic = {:c} AND patient_id = {:p} AND patient_id != '' AND "+same, params)
+	// By number, and by patient: one statement, each branch on its own index.
+	q := "SELECT id, created FROM messages WHERE clinic = {:c} AND [[to]] = {:to} AND " + same
+	if rec.GetString("patient_id") != "" {
+		q += " UNION ALL SELECT id, created FROM messages WHERE clinic = {:c} AND patient_id = {:p} AND patient_id != '' AND " + same
 	}
+	var prev struct {
+		ID      string         `db:"id"`
+		Created types.DateTime `db:"created"`
+	}
+	err := app.DB().NewQuery(q + " LIMIT 1").Bind(params).One(&prev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("failed to look for a duplicate: %w", err)
 	}
-	return fmt.Sprintf("duplicate: message %s sent the same to this patient %s ago", prev.Id, time.Since(prev.GetDateTime("created").Time()).Round(time.Second)), nil
+	return fmt.Sprintf("duplicate: message %s sent the same to this patient %s ago", prev.ID, time.Since(prev.Created.Time()).Round(time.Second)), nil
 }
 
 func clinicLocation(clinic *core.Record) *time.Location {
@@ -406,18 +412,14 @@ func findPreference(app core.App, clinicID, patientID, channel, to string) (*cor
 	if patientID != "" {
 		where = "clinic = {:c} AND ((patient_id = {:p} AND patient_id != '') OR (" + contact + "))"
 	}
-	var id string
-	err := app.DB().NewQuery("SELECT id FROM preferences WHERE " + where + " ORDER BY (patient_id = {:p}) DESC LIMIT 1").
-		Bind(dbx.Params{"c": clinicID, "p": patientID, "to": to}).Row(&id)
+	rec := &core.Record{}
+	err := app.RecordQuery("preferences").AndWhere(dbx.NewExp(where, dbx.Params{"c": clinicID, "p": patientID, "to": to})).
+		OrderBy("(patient_id = {:p}) DESC").Limit(1).One(rec)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to look up preferences: %w", err)
-	}
-	rec, err := app.FindRecordById("preferences", id)
-	if err != nil {
-		return nil, fmt.Errorf("failed to load preferences: %w", err)
 	}
 	return rec, nil
 }
