@@ -466,7 +466,7 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 	if c.rec.GetDateTime("sent_at").IsZero() {
 		set["sent_at"] = now.String()
 	}
-	res, err := tx.DB().Update("messages", set, dbx.HashExp{"id": c.rec.Id, "status": providers.StatusSending, "attempts": c.attempt}).Execute()
+	res, err := updateWhere(tx, "messages", set, dbx.Params{"id": c.rec.Id, "status": providers.StatusSending, "attempts": c.attempt})
 	if err != nil {
 		return false, fmt.Errorf("failed to mark message sent: %w", err)
 	}

@@ -469,12 +469,10 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // findOne returns the first record of collection matching a plain SQL condition, or
 // sql.ErrNoRows. Lookups on partial indexes use it: SQLite uses a partial index only when
 // the query repeats the index's own WHERE term, which PocketBase's filter syntax rewrites.
-// Most lookups on the create path find nothing, so it asks for the id alone first.
 func findOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
-	var id string
-	err := app.DB().Select("id").From(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).Row(&id)
-	if err != nil {
+	rec := &core.Record{}
+	if err := app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).One(rec); err != nil {
 		return nil, err
 	}
-	return app.FindRecordById(collection, id)
+	return rec, nil
 }

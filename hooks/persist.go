@@ -30,7 +30,7 @@ func (s *Service) persistMessage(tx core.App, rec *core.Record) error {
 	}
 	delete(data, "id")
 	data["updated"] = now
-	if _, err := tx.DB().Update("messages", dbx.Params(data), dbx.HashExp{"id": rec.Id}).Execute(); err != nil {
+	if _, err := updateWhere(tx, "messages", dbx.Params(data), dbx.Params{"id": rec.Id}); err != nil {
 		return fmt.Errorf("failed to update message %s: %w", rec.Id, err)
 	}
 	rec.Set("updated", now)
@@ -141,8 +141,8 @@ func insertRows(app core.App, table string, columns []string, rows [][]any) erro
 		fmt.Fprintf(&sb, "{:p%d}", i)
 	}
 	sb.WriteString(")")
-	q := app.DB().NewQuery(sb.String())
-	if len(rows) > 1 {
+	q := cachedQuery(app, sb.String())
+	if _, grouped := groupStmts.Load(app); !grouped && len(rows) > 1 {
 		q = q.Prepare()
 		defer q.Close()
 	}

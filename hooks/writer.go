@@ -1,9 +1,14 @@
 package hooks
 
 import (
+	"database/sql"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 )
 
@@ -100,7 +105,7 @@ func (w *writer) loop() {
 // each op is run again alone, so one bad write never fails its neighbours.
 func (w *writer) commit(batch []*writeOp) {
 	if len(batch) > 1 {
-		err := w.app.RunInTransaction(func(tx core.App) error {
+		err := w.run(func(tx core.App) error {
 			for _, op := range batch {
 				if err := op.fn(tx); err != nil {
 					return err
@@ -116,6 +121,62 @@ func (w *writer) commit(batch []*writeOp) {
 		}
 	}
 	for _, op := range batch {
-		op.done <- w.app.RunInTransaction(op.fn)
+		op.done <- w.run(op.fn)
 	}
+}
+
+// run runs fn in a transaction whose statements are prepared once (groupStmts).
+func (w *writer) run(fn func(tx core.App) error) error {
+	return w.app.RunInTransaction(func(tx core.App) error {
+		groupStmts.Store(tx, map[string]*dbx.Query{})
+		defer groupStmts.Delete(tx)
+		return fn(tx)
+	})
+}
+
+// groupStmts holds, for each open group transaction, the statements prepared on it. The
+// ops of a group run the same few statements hundreds of times, and SQLite would otherwise
+// parse each one every time. Only the writer's goroutine runs a group's ops, so a group's
+// map needs no lock; the statements close with their transaction.
+var groupStmts sync.Map // core.App (the transaction) → map[string]*dbx.Query
+
+// cachedQuery returns text as a query on tx, prepared once per group transaction.
+func cachedQuery(tx core.App, text string) *dbx.Query {
+	v, ok := groupStmts.Load(tx)
+	if !ok {
+		return tx.DB().NewQuery(text)
+	}
+	stmts := v.(map[string]*dbx.Query)
+	if q, ok := stmts[text]; ok {
+		return q
+	}
+	q := tx.DB().NewQuery(text).Prepare()
+	if q.LastError == nil {
+		stmts[text] = q
+	}
+	return q
+}
+
+// updateWhere runs UPDATE table SET set WHERE every column of match equals its value, as
+// one statement text per set of column names (so that groups reuse it).
+func updateWhere(tx core.App, table string, set, match dbx.Params) (sql.Result, error) {
+	params := make(dbx.Params, len(set)+len(match))
+	var sb strings.Builder
+	sb.WriteString("UPDATE {{" + table + "}} SET ")
+	for i, k := range slices.Sorted(maps.Keys(set)) {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("[[" + k + "]] = {:s_" + k + "}")
+		params["s_"+k] = set[k]
+	}
+	sb.WriteString(" WHERE ")
+	for i, k := range slices.Sorted(maps.Keys(match)) {
+		if i > 0 {
+			sb.WriteString(" AND ")
+		}
+		sb.WriteString("[[" + k + "]] = {:w_" + k + "}")
+		params["w_"+k] = match[k]
+	}
+	return cachedQuery(tx, sb.String()).Bind(params).Execute()
 }
