@@ -469,9 +469,13 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // findOne returns the first record of collection matching a plain SQL condition, or
 // sql.ErrNoRows. Lookups on partial indexes use it: SQLite uses a partial index only when
 // the query repeats the index's own WHERE term, which PocketBase's filter syntax rewrites.
+// In a writer group (delivery reports) the statement is prepared once for the group.
 func findOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
 	rec := &core.Record{}
-	if err := app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).One(rec); err != nil {
+	q := cachedBuild(app, "findOne "+collection+" "+where, func() *dbx.Query {
+		return app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).Build()
+	})
+	if err := q.Bind(params).One(rec); err != nil {
 		return nil, err
 	}
 	return rec, nil

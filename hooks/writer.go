@@ -142,17 +142,23 @@ var groupStmts sync.Map // core.App (the transaction) → map[string]*dbx.Query
 
 // cachedQuery returns text as a query on tx, prepared once per group transaction.
 func cachedQuery(tx core.App, text string) *dbx.Query {
+	return cachedBuild(tx, text, func() *dbx.Query { return tx.DB().NewQuery(text) })
+}
+
+// cachedBuild returns build()'s query, prepared once per group transaction under key.
+// The query must take the same parameter names every time.
+func cachedBuild(tx core.App, key string, build func() *dbx.Query) *dbx.Query {
 	v, ok := groupStmts.Load(tx)
 	if !ok {
-		return tx.DB().NewQuery(text)
+		return build()
 	}
 	stmts := v.(map[string]*dbx.Query)
-	if q, ok := stmts[text]; ok {
+	if q, ok := stmts[key]; ok {
 		return q
 	}
-	q := tx.DB().NewQuery(text).Prepare()
+	q := build().Prepare()
 	if q.LastError == nil {
-		stmts[text] = q
+		stmts[key] = q
 	}
 	return q
 }
