@@ -50,7 +50,7 @@ func findReported(app core.App, u providers.StatusUpdate) (*core.Record, error) 
 	var err error
 	switch {
 	case u.MessageID != "":
-		rec, err = app.FindRecordById("messages", u.MessageID)
+		rec, err = findOne(app, "messages", "id = {:id}", dbx.Params{"id": u.MessageID})
 	case u.ProviderMessageID != "":
 		rec, err = findOne(app, "messages", "provider_message_id = {:id} AND provider_message_id != ''", dbx.Params{"id": u.ProviderMessageID})
 	default:

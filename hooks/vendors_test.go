@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -84,6 +85,9 @@ func TestTwilioEndToEnd(t *testing.T) {
 func TestTwilioStatusWebhook(t *testing.T) {
 	fake := providertest.NewTwilio(t)
 	e := newEnv(t, withTwilio(fake))
+	settings := e.app.Settings()
+	settings.Logs.MaxDays = 5 // the request log, as a new appliance has it (off in the test data)
+	must(t, e.app.Save(settings) == nil, "failed to turn the request log on")
 	// The patient wrote within 24 hours, so free-form WhatsApp is allowed.
 	e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "phone": "0501234567", "sms": true, "whatsapp": true, "last_inbound_whatsapp": time.Now().UTC()})
 	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "whatsapp", "to": "0501234567", "body": "x"})
@@ -147,6 +151,27 @@ func TestTwilioStatusWebhook(t *testing.T) {
 	must(t, !rec.GetDateTime("read_at").IsZero(), "read_at must be set")
 	want := []string{"created:queued", "sending:sending", "sent:sent", "status:delivered", "status:read"}
 	must(t, slices.Equal(e.logEvents(rec.Id), want), "expected one log row per accepted change %v, got %v", want, e.logEvents(rec.Id))
+
+	t.Run("only refused callbacks reach the request log", func(t *testing.T) {
+		// PocketBase writes its request log in batches, every few seconds.
+		var statuses []int
+		deadline := time.Now().Add(10 * time.Second)
+		for len(statuses) < 5 && time.Now().Before(deadline) {
+			statuses = nil
+			var rows []string
+			err := e.app.AuxDB().NewQuery("SELECT data FROM _logs WHERE data LIKE '%webhooks/twilio/status%'").Column(&rows)
+			must(t, err == nil, "read the request log: %v", err)
+			for _, r := range rows {
+				var d struct {
+					Status int `json:"status"`
+				}
+				_ = json.Unmarshal([]byte(r), &d)
+				statuses = append(statuses, d.Status)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		must(t, slices.Equal(statuses, []int{403, 403, 403, 403, 403}), "expected the five refused callbacks and none of the accepted ones, got %v", statuses)
+	})
 
 	t.Run("a callback for a message we do not have is acknowledged", func(t *testing.T) {
 		p := url.Values{"MessageSid": {"SM00000000000000000000000000000000"}, "MessageStatus": {"delivered"}, "AccountSid": {fake.AccountSID}}

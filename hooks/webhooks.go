@@ -8,6 +8,7 @@ import (
 
 	"clinicmsg/providers"
 
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 )
 
@@ -17,9 +18,12 @@ const (
 )
 
 func (s *Service) registerWebhooks(se *core.ServeEvent) {
-	se.Router.POST(twilioStatusPath, s.handleTwilioStatus)
+	// Delivery reports come several per message; an accepted one is not worth a request-log
+	// row each (the metrics count them, and the message's audit trail records what it
+	// changed). Refused and failed ones are still logged.
+	se.Router.POST(twilioStatusPath, s.handleTwilioStatus).Bind(apis.SkipSuccessActivityLog())
 	se.Router.POST(twilioInboundPath, s.handleTwilioInbound)
-	se.Router.POST(unifonicDLRPrefix+"{secret}", s.handleUnifonicDLR)
+	se.Router.POST(unifonicDLRPrefix+"{secret}", s.handleUnifonicDLR).Bind(apis.SkipSuccessActivityLog())
 }
 
 // handleTwilioStatus takes Twilio's signed status callbacks. A missing or wrong signature
