@@ -41,7 +41,11 @@ func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessag
 	for i, rec := range recs {
 		clinics[i], errs[i] = s.checkAddress(s.app, rec)
 	}
-	if err := seen.loadPreferences(s.app, recs, errs); err != nil {
+	err := seen.loadPreferences(s.app, recs, errs)
+	if err == nil {
+		err = seen.loadRecent(s.app, recs, errs)
+	}
+	if err != nil {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
@@ -218,6 +222,9 @@ type batchSeen struct {
 
 	prefs       map[string]*core.Record // clinic + patient id or address → preferences
 	prefsLoaded map[string]bool         // clinics whose preferences prefs holds
+
+	recent       map[string][]recentMessage // clinic + address or patient id → messages in the duplicate window
+	recentLoaded map[string]bool            // clinics whose window recent holds
 }
 
 func newBatchSeen(window time.Duration) *batchSeen {
@@ -304,6 +311,96 @@ func (b *batchSeen) preference(clinic, patientID, channel, to string) (pref *cor
 		p = nil // a phone number never matches an email address, nor the other way round
 	}
 	return p, true
+}
+
+// recentMessage is a message the duplicate guard compares new ones with.
+type recentMessage struct {
+	ID       string         `db:"id"`
+	Created  types.DateTime `db:"created"`
+	To       string         `db:"to"`
+	Patient  string         `db:"patient_id"`
+	Channel  string         `db:"channel"`
+	Template string         `db:"template"`
+	Body     string         `db:"body"`
+}
+
+// loadRecent reads, with one query per clinic and column (on the same indexes as the
+// single-message guard), the messages of the duplicate window that recs could repeat.
+func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) error {
+	if b == nil || b.window <= 0 {
+		return nil
+	}
+	type wanted struct{ to, patient_id []any }
+	byClinic := map[string]*wanted{}
+	for i, rec := range recs {
+		if errs[i] != nil || len(b.guardKeys(rec)) == 0 {
+			continue
+		}
+		c := rec.GetString("clinic")
+		w := byClinic[c]
+		if w == nil {
+			w = &wanted{}
+			byClinic[c] = w
+		}
+		w.to = append(w.to, rec.GetString("to"))
+		if p := rec.GetString("patient_id"); p != "" {
+			w.patient_id = append(w.patient_id, p)
+		}
+	}
+	if b.recent == nil {
+		b.recent = map[string][]recentMessage{}
+		b.recentLoaded = map[string]bool{}
+	}
+	since := formatTime(time.Now().UTC().Add(-b.window))
+	for clinic, w := range byClinic {
+		for _, col := range []struct {
+			name   string
+			values []any
+		}{{"to", w.to}, {"patient_id", w.patient_id}} {
+			for chunk := range slices.Chunk(col.values, 500) {
+				var found []recentMessage
+				err := app.DB().Select("id", "created", "to", "patient_id", "channel", "template", "body").From("messages").
+					Where(dbx.HashExp{"clinic": clinic}).AndWhere(dbx.In(col.name, chunk...)).
+					AndWhere(dbx.NewExp("[["+col.name+"]] != '' AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')", dbx.Params{"since": since})).
+					All(&found)
+				if err != nil {
+					return fmt.Errorf("failed to look for duplicates: %w", err)
+				}
+				for _, m := range found {
+					key := clinic + "\x00to:" + m.To
+					if col.name == "patient_id" {
+						key = clinic + "\x00patient:" + m.Patient
+					}
+					b.recent[key] = append(b.recent[key], m)
+				}
+			}
+		}
+		b.recentLoaded[clinic] = true
+	}
+	return nil
+}
+
+// recentDuplicate answers the duplicate guard from the messages loaded for the request:
+// the earlier message rec repeats, or nil. loaded is false when nothing was loaded for
+// the clinic, and the caller must look in the database.
+func (b *batchSeen) recentDuplicate(rec *core.Record) (prev *recentMessage, loaded bool) {
+	clinic := rec.GetString("clinic")
+	if b == nil || !b.recentLoaded[clinic] {
+		return nil, false
+	}
+	keys := []string{clinic + "\x00to:" + rec.GetString("to")}
+	if p := rec.GetString("patient_id"); p != "" {
+		keys = append(keys, clinic+"\x00patient:"+p)
+	}
+	for _, k := range keys {
+		for i, m := range b.recent[k] {
+			if m.Channel == rec.GetString("channel") && m.Template == rec.GetString("template") &&
+				(m.Template != "" || m.Body == rec.GetString("body")) {
+				return &b.recent[k][i], true
+			}
+		}
+	}
+	return nil, true
 }
 
 func (b *batchSeen) keyOwner(clinic, key string) string {

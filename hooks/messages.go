@@ -150,7 +150,7 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 		status, reason = providers.StatusSkipped, r
 	} else if dup := seen.duplicateOf(rec); dup != "" {
 		status, reason = providers.StatusSkipped, fmt.Sprintf("duplicate: message %s sent the same to this patient in the same request", dup)
-	} else if dup, err := s.findDuplicate(app, rec); err != nil {
+	} else if dup, err := s.findDuplicate(app, rec, seen); err != nil {
 		return logEntry{}, err
 	} else if dup != "" {
 		status, reason = providers.StatusSkipped, dup
@@ -190,9 +190,15 @@ func idempotencyConflict(firstID string) error {
 // findDuplicate returns why rec repeats a message the patient got within the duplicate
 // window (same template, or same text, to the same patient or number), or "". An
 // idempotency key or a campaign says the caller means it.
-func (s *Service) findDuplicate(app core.App, rec *core.Record) (string, error) {
+func (s *Service) findDuplicate(app core.App, rec *core.Record, seen *batchSeen) (string, error) {
 	if s.cfg.DuplicateWindow <= 0 || rec.GetString("idempotency_key") != "" || rec.GetString("campaign") != "" {
 		return "", nil
+	}
+	if prev, loaded := seen.recentDuplicate(rec); loaded {
+		if prev == nil {
+			return "", nil
+		}
+		return fmt.Sprintf("duplicate: message %s sent the same to this patient %s ago", prev.ID, time.Since(prev.Created.Time()).Round(time.Second)), nil
 	}
 	since := formatTime(time.Now().UTC().Add(-s.cfg.DuplicateWindow))
 	same := "template = {:tpl} AND (template != '' OR body = {:body}) AND channel = {:ch} AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')"

@@ -170,6 +170,25 @@ func TestSendStoresWhatACreateStores(t *testing.T) {
 			"expected the second skipped naming the first: %v / %v", one["status"], two["status_reason"])
 	})
 
+	t.Run("a message repeating one of an earlier request is caught by the duplicate guard", func(t *testing.T) {
+		first := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{{"channel": "sms", "to": "0501110030", "patient_id": "P-30", "body": "Lab results ready"}})
+		id := first.Body["items"].([]any)[0].(map[string]any)["body"].(map[string]any)["id"].(string)
+		res := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{
+			{"channel": "sms", "to": "0501110030", "body": "Lab results ready"},                       // same number
+			{"channel": "sms", "to": "0501110031", "patient_id": "P-30", "body": "Lab results ready"}, // same patient
+			{"channel": "sms", "to": "0501110030", "body": "Other text"},                              // other text
+			{"channel": "whatsapp", "to": "0501110030", "body": "Lab results ready"},                  // other channel
+		})
+		var got []string
+		for _, it := range res.Body["items"].([]any) {
+			b := it.(map[string]any)["body"].(map[string]any)
+			reason, _ := b["status_reason"].(string)
+			got = append(got, fmt.Sprint(b["status"], " ", strings.Contains(reason, id)))
+		}
+		want := []string{"skipped true", "skipped true", "queued false", "queued false"}
+		must(t, slices.Equal(got, want), "expected %v, got %v", want, got)
+	})
+
 	t.Run("preferences apply to every message of a request", func(t *testing.T) {
 		e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "patient_id": "P-out", "opted_out": true, "sms": true, "whatsapp": true, "email_enabled": true})
 		e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "phone": "+966501110021", "sms": false, "whatsapp": true, "email_enabled": true})
