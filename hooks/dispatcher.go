@@ -111,12 +111,22 @@ func (d *Dispatcher) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-			d.fill(ctx)
+			// While many sends are in flight, wait until a few slots are free: a claim is a
+			// transaction of its own, and claiming one row per finished send would spend
+			// the writer on commits. The ticker below claims whatever is free.
+			if free := d.s.cfg.Workers - int(d.busy.Load()); d.busy.Load() == 0 || free >= d.claimThreshold() {
+				d.fill(ctx)
+			}
 		case <-ticker.C:
 			d.sweep(ctx)
 			d.fill(ctx)
 		}
 	}
+}
+
+// claimThreshold is how many send slots must be free before a wake-up claims more rows.
+func (d *Dispatcher) claimThreshold() int {
+	return max(1, min(d.s.cfg.ClaimBatch, d.s.cfg.Workers/16))
 }
 
 // claimed is one row this process holds the lease on.
