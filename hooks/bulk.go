@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,10 +20,10 @@ import (
 
 // Bulk creates (POST /api/clinicmsg/send and campaign fan-out) give every message the same
 // checks, first status, audit row and realtime announcement as a record create, but store
-// them with one prepared INSERT per table (insertRows): a Save per message runs PocketBase's whole hook and
-// validation chain while holding SQLite's only write connection, and that chain costs
-// several times the insert itself. The checks run before the write transaction, so that
-// requests check their messages in parallel and hold the writer only to insert.
+// them with one prepared INSERT per table (insertRows): a Save per message runs PocketBase's
+// whole hook and validation chain while holding SQLite's only write connection, and that
+// chain costs several times the insert itself. The checks run before the write transaction,
+// so that requests check their messages in parallel and hold the writer only to insert.
 
 // newMessage is one message of a bulk create: the record and its first audit row.
 type newMessage struct {
@@ -33,7 +34,8 @@ type newMessage struct {
 // prepareNew checks and renders recs for a bulk create, exactly as a record create would,
 // and answers for each either the prepared message or why it is refused. seen carries the
 // earlier messages of the same request, which the database cannot see yet. The patients'
-// preferences are read with one query for all of recs instead of one per message.
+// preferences and the duplicate window's messages are read once for all of recs instead of
+// once per message.
 func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessage, []error) {
 	out := make([]*newMessage, len(recs))
 	errs := make([]error, len(recs))
@@ -97,7 +99,10 @@ func (s *Service) validateFields(rec *core.Record, seen *batchSeen) error {
 		clinic, ok := seen.campaigns[id]
 		if !ok {
 			// Not found stays "": an unknown campaign is refused for each message naming it.
-			_ = s.app.DB().Select("clinic").From("campaigns").Where(dbx.HashExp{"id": id}).Limit(1).Row(&clinic)
+			err := s.app.DB().Select("clinic").From("campaigns").Where(dbx.HashExp{"id": id}).Limit(1).Row(&clinic)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("failed to look up campaign %s: %w", id, err)
+			}
 			seen.campaigns[id] = clinic
 		}
 		if clinic == "" || clinic != rec.GetString("clinic") {

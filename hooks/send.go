@@ -22,8 +22,8 @@ type sendItem struct {
 
 // handleSend takes one message object, or an array of up to 1,000, for apps that send in
 // volume. Each message gets exactly the checks and answer of a record create; an array's
-// messages are stored with a few multi-row inserts in one group commit shared with other
-// requests (bulk.go), and the answer comes after that commit, so every 2xx item is durable.
+// messages are stored with prepared inserts in one group commit shared with other requests
+// (bulk.go), and the answer comes after that commit, so every 2xx item is durable.
 func (s *Service) handleSend(e *core.RequestEvent) error {
 	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, 16<<20))
 	if err != nil {
@@ -84,11 +84,13 @@ func (s *Service) handleSend(e *core.RequestEvent) error {
 		at = append(at, i)
 	}
 	var refused map[int]error
-	err = s.writer.Do(func(tx core.App) error {
-		var err error
-		refused, err = s.insertMessages(tx, msgs)
-		return err
-	})
+	if len(msgs) > 0 {
+		err = s.writer.Do(func(tx core.App) error {
+			var err error
+			refused, err = s.insertMessages(tx, msgs)
+			return err
+		})
+	}
 	if err != nil {
 		return e.Error(http.StatusServiceUnavailable, "The messages could not be stored; nothing was accepted. Retry later.", err)
 	}
