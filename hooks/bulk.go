@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -236,65 +237,81 @@ func newBatchSeen(window time.Duration) *batchSeen {
 	return &batchSeen{keys: map[string]string{}, sent: map[string]string{}, campaigns: map[string]string{}, window: window}
 }
 
-// loadPreferences reads, with one query per clinic, the preferences of every patient that
-// recs (already addressed, unless errs says otherwise) may match: by patient id, phone
-// number or email address.
+// loadPreferences reads, with one query per clinic and column, the preferences of every
+// patient that recs (already addressed, unless errs says otherwise) may match: by patient
+// id, phone number or email address.
 func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []error) error {
 	if b == nil {
 		return nil
-	}
-	// One list per column, each looked up on its own partial index (SQLite uses a partial
-	// index only when the query repeats its condition, and not for an OR of columns).
-	type wanted struct{ patient_id, phone, email []any }
-	byClinic := map[string]*wanted{}
-	for i, rec := range recs {
-		if errs[i] != nil {
-			continue
-		}
-		c := rec.GetString("clinic")
-		w := byClinic[c]
-		if w == nil {
-			w = &wanted{}
-			byClinic[c] = w
-		}
-		if rec.GetString("channel") == providers.ChannelEmail {
-			w.email = append(w.email, rec.GetString("to"))
-		} else {
-			w.phone = append(w.phone, rec.GetString("to"))
-		}
-		if p := rec.GetString("patient_id"); p != "" {
-			w.patient_id = append(w.patient_id, p)
-		}
 	}
 	if b.prefs == nil {
 		b.prefs = map[string]*core.Record{}
 		b.prefsLoaded = map[string]bool{}
 	}
-	for clinic, w := range byClinic {
-		for _, col := range []struct {
-			name   string
-			values []any
-		}{{"patient_id", w.patient_id}, {"phone", w.phone}, {"email", w.email}} {
-			for chunk := range slices.Chunk(col.values, 500) {
-				var found []*core.Record
-				err := app.RecordQuery("preferences").AndWhere(dbx.HashExp{"clinic": clinic}).
-					AndWhere(dbx.In(col.name, chunk...)).AndWhere(dbx.NewExp("[[" + col.name + "]] != ''")).All(&found)
-				if err != nil {
-					return fmt.Errorf("failed to look up preferences: %w", err)
-				}
-				for _, p := range found {
-					if id := p.GetString("patient_id"); id != "" {
-						b.prefs[clinic+"\x00p\x00"+id] = p
-					}
-					for _, c := range []string{p.GetString("phone"), p.GetString("email")} {
-						if k := clinic + "\x00c\x00" + c; c != "" && b.prefs[k] == nil {
-							b.prefs[k] = p
-						}
-					}
+	return lookupByClinic(recs, errs, func(rec *core.Record) map[string]string {
+		address := "phone"
+		if rec.GetString("channel") == providers.ChannelEmail {
+			address = "email"
+		}
+		return map[string]string{address: rec.GetString("to"), "patient_id": rec.GetString("patient_id")}
+	}, func(clinic, column string, values []any) error {
+		var found []*core.Record
+		err := app.RecordQuery("preferences").AndWhere(dbx.HashExp{"clinic": clinic}).
+			AndWhere(dbx.In(column, values...)).AndWhere(dbx.NewExp("[[" + column + "]] != ''")).All(&found)
+		if err != nil {
+			return fmt.Errorf("failed to look up preferences: %w", err)
+		}
+		for _, p := range found {
+			if id := p.GetString("patient_id"); id != "" {
+				b.prefs[clinic+"\x00p\x00"+id] = p
+			}
+			for _, c := range []string{p.GetString("phone"), p.GetString("email")} {
+				if k := clinic + "\x00c\x00" + c; c != "" && b.prefs[k] == nil {
+					b.prefs[k] = p
 				}
 			}
 		}
 		b.prefsLoaded[clinic] = true
+		return nil
+	})
+}
+
+// lookupByClinic runs lookup for the values recs (those errs does not refuse) bring for each
+// column, grouped by clinic, at most 500 at a time: one query per column, each on its own
+// partial index (SQLite uses a partial index only when the query repeats its condition, and
+// not for an OR of columns). values maps a record to its column values; empty ones are
+// left out, and a nil map leaves the record out.
+func lookupByClinic(recs []*core.Record, errs []error, values func(*core.Record) map[string]string,
+	lookup func(clinic, column string, values []any) error) error {
+	byClinic := map[string]map[string][]any{}
+	var clinics []string
+	for i, rec := range recs {
+		if errs[i] != nil {
+			continue
+		}
+		vals := values(rec)
+		if vals == nil {
+			continue
+		}
+		c := rec.GetString("clinic")
+		if byClinic[c] == nil {
+			byClinic[c] = map[string][]any{}
+			clinics = append(clinics, c)
+		}
+		for col, v := range vals {
+			if v != "" {
+				byClinic[c][col] = append(byClinic[c][col], v)
+			}
+		}
+	}
+	for _, c := range clinics {
+		for _, col := range slices.Sorted(maps.Keys(byClinic[c])) {
+			for chunk := range slices.Chunk(byClinic[c][col], 500) {
+				if err := lookup(c, col, chunk); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -335,54 +352,35 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 	if b == nil || b.window <= 0 {
 		return nil
 	}
-	type wanted struct{ to, patient_id []any }
-	byClinic := map[string]*wanted{}
-	for i, rec := range recs {
-		if errs[i] != nil || len(b.guardKeys(rec)) == 0 {
-			continue
-		}
-		c := rec.GetString("clinic")
-		w := byClinic[c]
-		if w == nil {
-			w = &wanted{}
-			byClinic[c] = w
-		}
-		w.to = append(w.to, rec.GetString("to"))
-		if p := rec.GetString("patient_id"); p != "" {
-			w.patient_id = append(w.patient_id, p)
-		}
-	}
 	if b.recent == nil {
 		b.recent = map[string][]recentMessage{}
 		b.recentLoaded = map[string]bool{}
 	}
 	since := formatTime(time.Now().UTC().Add(-b.window))
-	for clinic, w := range byClinic {
-		for _, col := range []struct {
-			name   string
-			values []any
-		}{{"to", w.to}, {"patient_id", w.patient_id}} {
-			for chunk := range slices.Chunk(col.values, 500) {
-				var found []recentMessage
-				err := app.DB().Select("id", "created", "to", "patient_id", "channel", "template", "body").From("messages").
-					Where(dbx.HashExp{"clinic": clinic}).AndWhere(dbx.In(col.name, chunk...)).
-					AndWhere(dbx.NewExp("[["+col.name+"]] != '' AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')", dbx.Params{"since": since})).
-					All(&found)
-				if err != nil {
-					return fmt.Errorf("failed to look for duplicates: %w", err)
-				}
-				for _, m := range found {
-					key := clinic + "\x00to:" + m.To
-					if col.name == "patient_id" {
-						key = clinic + "\x00patient:" + m.Patient
-					}
-					b.recent[key] = append(b.recent[key], m)
-				}
+	return lookupByClinic(recs, errs, func(rec *core.Record) map[string]string {
+		if len(b.guardKeys(rec)) == 0 {
+			return nil
+		}
+		return map[string]string{"to": rec.GetString("to"), "patient_id": rec.GetString("patient_id")}
+	}, func(clinic, column string, values []any) error {
+		var found []recentMessage
+		err := app.DB().Select("id", "created", "to", "patient_id", "channel", "template", "body").From("messages").
+			Where(dbx.HashExp{"clinic": clinic}).AndWhere(dbx.In(column, values...)).
+			AndWhere(dbx.NewExp("[["+column+"]] != '' AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')", dbx.Params{"since": since})).
+			All(&found)
+		if err != nil {
+			return fmt.Errorf("failed to look for duplicates: %w", err)
+		}
+		for _, m := range found {
+			key := clinic + "\x00to:" + m.To
+			if column == "patient_id" {
+				key = clinic + "\x00patient:" + m.Patient
 			}
+			b.recent[key] = append(b.recent[key], m)
 		}
 		b.recentLoaded[clinic] = true
-	}
-	return nil
+		return nil
+	})
 }
 
 // recentDuplicate answers the duplicate guard from the messages loaded for the request:
