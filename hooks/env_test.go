@@ -292,6 +292,25 @@ func (e *env) do(method, path, who string, body any) response {
 	return out
 }
 
+// seedQueued stores n SMS messages of Clinic A, each to its own number, in one transaction
+// through the create hooks, so that they are queued for the dispatcher.
+func (e *env) seedQueued(n int) error {
+	col, err := e.app.FindCollectionByNameOrId("messages")
+	if err != nil {
+		return err
+	}
+	return e.app.RunInTransaction(func(tx core.App) error {
+		for i := range n {
+			rec := core.NewRecord(col)
+			rec.Load(map[string]any{"clinic": e.clinicA.Id, "channel": "sms", "to": fmt.Sprintf("0501%06d", i), "body": "x"})
+			if err := tx.Save(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (e *env) countMessages(filter string) int {
 	e.t.Helper()
 	n, err := e.app.CountRecords("messages")

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"clinicmsg/hooks"
-
-	"github.com/pocketbase/pocketbase/core"
 )
 
 // BenchmarkLifecycle measures messages carried from created to delivered on the mock
@@ -22,18 +20,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			c.MockDeliverAfter = 50 * time.Millisecond
 		})
 		e.svc.Dispatcher.Stop()
-		col, _ := e.app.FindCollectionByNameOrId("messages")
-		err := e.app.RunInTransaction(func(tx core.App) error {
-			for i := range n {
-				rec := core.NewRecord(col)
-				rec.Load(map[string]any{"clinic": e.clinicA.Id, "channel": "sms", "to": fmt.Sprintf("0501%06d", i), "body": "x"})
-				if err := tx.Save(rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := e.seedQueued(n); err != nil {
 			b.Fatal(err)
 		}
 		d := hooks.NewDispatcherForBench(e.svc)

@@ -33,12 +33,7 @@ func TestWebhookBlackout(t *testing.T) {
 	callbacks.drop.Store(true)
 	a.env = twilioEnv(fake, fake.URL, callbacks.URL)
 	a.startHealthy()
-	su := a.superuserToken()
-	_, users := a.addClinic(su, "Blackout Clinic", "app")
-	app := users["app"].Token
-	sec := newSecrets()
-	sec.add("auth token", su, app)
-	sec.add("provider secret", fake.AuthToken)
+	su, app, sec := a.appClinic("Blackout Clinic", fake.AuthToken)
 
 	var items []any
 	for i := range n {

@@ -133,12 +133,7 @@ func TestCrashRecovery(t *testing.T) {
 	a.startHealthy()
 	started := time.Now()
 
-	su := a.superuserToken()
-	_, users := a.addClinic(su, "Crash Clinic", "app")
-	app := users["app"].Token
-	sec := newSecrets()
-	sec.add("auth token", su, app)
-	sec.add("provider secret", fake.AuthToken)
+	su, app, sec := a.appClinic("Crash Clinic", fake.AuthToken)
 
 	// The campaign: one message per valid recipient, a few invalid ones skipped.
 	var list []any
@@ -542,12 +537,7 @@ func TestGracefulStopDuringBusySend(t *testing.T) {
 	callbacks := newProxy(t, "http://"+a.addr, nil)
 	a.env = append(twilioEnv(fake, sends.URL, callbacks.URL), "CLINICMSG_DUPLICATE_WINDOW=-1ns")
 	a.startHealthy()
-	su := a.superuserToken()
-	_, users := a.addClinic(su, "Term Clinic", "app")
-	app := users["app"].Token
-	sec := newSecrets()
-	sec.add("auth token", su, app)
-	sec.add("provider secret", fake.AuthToken)
+	su, app, sec := a.appClinic("Term Clinic", fake.AuthToken)
 
 	var items []any
 	for i := range n {

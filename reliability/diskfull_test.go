@@ -100,12 +100,7 @@ func TestDiskFull(t *testing.T) {
 	callbacks := newProxy(t, "http://"+a.addr, nil)
 	a.env = twilioEnv(fake, fake.URL, callbacks.URL)
 	a.startHealthy()
-	su := a.superuserToken()
-	_, users := a.addClinic(su, "Full Clinic", "app")
-	app := users["app"].Token
-	sec := newSecrets()
-	sec.add("auth token", su, app)
-	sec.add("provider secret", fake.AuthToken)
+	su, app, sec := a.appClinic("Full Clinic", fake.AuthToken)
 
 	var acked []string
 	seq := 0

@@ -210,6 +210,19 @@ func (a *appliance) superuserToken() string {
 	return res["token"].(string)
 }
 
+// appClinic signs the superuser in, creates a clinic with one app user, and returns both
+// tokens with the secrets a log scan must not find: the tokens and the provider's token.
+func (a *appliance) appClinic(name, providerSecret string) (su, app string, sec *secrets) {
+	a.t.Helper()
+	su = a.superuserToken()
+	_, users := a.addClinic(su, name, "app")
+	app = users["app"].Token
+	sec = newSecrets()
+	sec.add("auth token", su, app)
+	sec.add("provider secret", providerSecret)
+	return su, app, sec
+}
+
 // clinicUser is a signed-in user of a clinic.
 type clinicUser struct {
 	ID, Email, Token string
