@@ -142,18 +142,8 @@ func TestRestartResumesWork(t *testing.T) {
 // in the middle leaves nothing half-claimed.
 func TestManyMessagesEachSentOnce(t *testing.T) {
 	e := newEnv(t, func(c *hooks.Config) { c.Workers = 16; c.ClaimBatch = 7 })
-	col, _ := e.app.FindCollectionByNameOrId("messages")
 	const n = 300
-	err := e.app.RunInTransaction(func(tx core.App) error {
-		for i := range n {
-			rec := core.NewRecord(col)
-			rec.Load(map[string]any{"clinic": e.clinicA.Id, "channel": "sms", "to": fmt.Sprintf("0501%06d", i), "body": "x"})
-			if err := tx.Save(rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := e.seedQueued(n)
 	must(t, err == nil, "seed: %v", err)
 	e.svc.Dispatcher.Wake()
 	time.Sleep(150 * time.Millisecond)
@@ -257,4 +247,36 @@ func TestStatusMachineIsMonotonic(t *testing.T) {
 	_, err := e.svc.ApplyStatus(providers.StatusUpdate{ProviderMessageID: "unknown", Status: "delivered"}, "mock", "test")
 	must(t, err != nil, "a report for no message must be an error")
 	_ = types.NowDateTime
+}
+
+// TestSendOutcomeOnAMovedRow: the send outcome is written with one UPDATE guarded by the
+// lease (status sending, this attempt). When the row moved meanwhile (a delivery report got
+// there first), the outcome must not move it back: it keeps "delivered" and gains the
+// provider's id. When nothing moved, the guarded UPDATE writes "sent".
+func TestSendOutcomeOnAMovedRow(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	create := func(to string) {
+		res := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": to, "body": "x"})
+		must(t, res.Status == 200, "create: %s", res.Raw)
+	}
+
+	create("0501230001")
+	id, err := hooks.SendOutcomeAfter(e.svc, nil, &providers.Receipt{ProviderMessageID: "SM-plain", Segments: 1})
+	must(t, err == nil, "send: %v", err)
+	rec := e.message(id)
+	must(t, rec.GetString("status") == "sent" && rec.GetString("provider_message_id") == "SM-plain" && !rec.GetDateTime("sent_at").IsZero(),
+		"expected sent with the provider's id, got %s %q", rec.GetString("status"), rec.GetString("provider_message_id"))
+	must(t, slices.Equal(e.logEvents(id), []string{"created:queued", "sending:sending", "sent:sent"}), "trail: %v", e.logEvents(id))
+
+	create("0501230002")
+	id, err = hooks.SendOutcomeAfter(e.svc, func(id string) {
+		_, err := e.svc.ApplyStatus(providers.StatusUpdate{MessageID: id, Status: providers.StatusDelivered}, "mock", "test")
+		must(t, err == nil, "report: %v", err)
+	}, &providers.Receipt{ProviderMessageID: "SM-late", Segments: 1})
+	must(t, err == nil, "send: %v", err)
+	rec = e.message(id)
+	must(t, rec.GetString("status") == "delivered" && rec.GetString("provider_message_id") == "SM-late" && !rec.GetDateTime("delivered_at").IsZero(),
+		"expected delivered kept and the provider's id added, got %s %q", rec.GetString("status"), rec.GetString("provider_message_id"))
+	must(t, slices.Equal(e.logEvents(id), []string{"created:queued", "sending:sending", "status:delivered", "sent:delivered"}), "trail: %v", e.logEvents(id))
 }

@@ -1,5 +1,11 @@
 package hooks
 
+import (
+	"errors"
+
+	"clinicmsg/providers"
+)
+
 // Internals the external tests reach.
 var QuietEnd = quietEnd
 
@@ -8,4 +14,23 @@ var QuietEnd = quietEnd
 func NewDispatcherForBench(s *Service) *Dispatcher {
 	s.Dispatcher = newDispatcher(s)
 	return s.Dispatcher
+}
+
+// SendOutcomeAfter claims the next due message as the dispatcher does, runs between (a
+// delivery report overtaking the provider's answer, say), and then writes a successful
+// send outcome with receipt. It returns the message id.
+func SendOutcomeAfter(s *Service, between func(id string), receipt *providers.Receipt) (string, error) {
+	batch, err := s.Dispatcher.claim(1)
+	if err != nil {
+		return "", err
+	}
+	if len(batch) != 1 {
+		return "", errors.New("nothing was due")
+	}
+	c := batch[0]
+	if between != nil {
+		between(c.rec.Id)
+	}
+	s.Dispatcher.finish(c, receipt, nil, "")
+	return c.rec.Id, nil
 }
