@@ -267,3 +267,31 @@ func TestCampaignDraftScheduleAndCancel(t *testing.T) {
 		must(t, r.Status == 400 && slices.Equal(r.errorFields(), []string{"body"}), "expected 400 naming body: %s", r.Raw)
 	})
 }
+
+// TestCampaignRecipientsMigration: the migration that moved recipient lists out of the
+// campaign row goes both ways without losing or reordering a recipient.
+func TestCampaignRecipientsMigration(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	list := []any{"0551230001", map[string]any{"to": "0551230002", "patient_id": "P-2"}, "0551230003"}
+	res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "status": "draft", "recipients": list})
+	must(t, res.Status == 200, "create: %s", res.Raw)
+	id := res.str("id")
+	row := func() string {
+		var raw string
+		_ = e.app.DB().NewQuery("SELECT COALESCE(recipients, '') FROM campaigns WHERE id = {:id}").Bind(map[string]any{"id": id}).Row(&raw)
+		return raw
+	}
+
+	runner := core.NewMigrationsRunner(e.app, core.AppMigrations)
+	reverted, err := runner.Down(1)
+	must(t, err == nil && len(reverted) == 1 && strings.Contains(reverted[0], "campaign_recipients"), "down: %v %v", reverted, err)
+	must(t, row() == `[{"to":"0551230001"},{"to":"0551230002","patient_id":"P-2"},{"to":"0551230003"}]`, "expected the list back in the row, got %s", row())
+
+	applied, err := runner.Up()
+	must(t, err == nil && len(applied) == 1, "up: %v %v", applied, err)
+	must(t, row() == "" || row() == "null", "expected the list out of the row again, got %s", row())
+	var parts []string
+	err = e.app.DB().NewQuery("SELECT recipients FROM campaign_recipients WHERE campaign = {:id} ORDER BY part").Bind(map[string]any{"id": id}).Column(&parts)
+	must(t, err == nil && len(parts) == 1 && parts[0] == `[{"to":"0551230001"},{"to":"0551230002","patient_id":"P-2"},{"to":"0551230003"}]`, "expected one part in order, got %v %v", parts, err)
+}
