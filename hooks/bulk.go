@@ -255,9 +255,19 @@ func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []er
 		}
 		return map[string]string{address: rec.GetString("to"), "patient_id": rec.GetString("patient_id")}
 	}, func(clinic, column string, values []any) error {
+		col, err := app.FindCachedCollectionByNameOrId("preferences")
+		if err != nil {
+			return fmt.Errorf("failed to look up preferences: %w", err)
+		}
+		list, err := lookupValues(values)
+		if err != nil {
+			return err
+		}
+		rows, err := readRows(app, preferencesQuery(column, len(values)), clinic, list)
 		var found []*core.Record
-		err := app.RecordQuery("preferences").AndWhere(dbx.HashExp{"clinic": clinic}).
-			AndWhere(dbx.In(column, values...)).AndWhere(dbx.NewExp("[[" + column + "]] != ''")).All(&found)
+		if err == nil {
+			found, err = scanRecords(col, rows)
+		}
 		if err != nil {
 			return fmt.Errorf("failed to look up preferences: %w", err)
 		}
@@ -363,11 +373,15 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 		}
 		return map[string]string{"to": rec.GetString("to"), "patient_id": rec.GetString("patient_id")}
 	}, func(clinic, column string, values []any) error {
+		list, err := lookupValues(values)
+		if err != nil {
+			return err
+		}
+		rows, err := readRows(app, recentQuery(column, len(values)), clinic, list, since)
 		var found []recentMessage
-		err := app.DB().Select("id", "created", "to", "patient_id", "channel", "template", "body").From("messages").
-			Where(dbx.HashExp{"clinic": clinic}).AndWhere(dbx.In(column, values...)).
-			AndWhere(dbx.NewExp("[["+column+"]] != '' AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')", dbx.Params{"since": since})).
-			All(&found)
+		if err == nil {
+			found, err = scanRecent(rows)
+		}
 		if err != nil {
 			return fmt.Errorf("failed to look for duplicates: %w", err)
 		}
@@ -381,6 +395,53 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 		b.recentLoaded[clinic] = true
 		return nil
 	})
+}
+
+// preferencesQuery finds a clinic's preferences by n values of one column (lookupValues).
+// The column's condition is repeated so that SQLite uses its partial index.
+func preferencesQuery(column string, n int) string {
+	return `SELECT * FROM preferences WHERE clinic = ? AND ` + matchAny(column, n) + ` AND "` + column + `" != ''`
+}
+
+// recentQuery finds a clinic's messages in the duplicate window by n values of one column.
+func recentQuery(column string, n int) string {
+	return `SELECT id, created, "to", patient_id, channel, template, body FROM messages
+		WHERE clinic = ? AND ` + matchAny(column, n) + ` AND "` + column + `" != ''
+		AND created >= ? AND status NOT IN ('failed','undelivered','canceled','skipped')`
+}
+
+// matchAny compares column with one value, or with a JSON array of several: a request of
+// one message (most of them) is spared the temporary table SQLite builds for an IN list.
+func matchAny(column string, n int) string {
+	if n == 1 {
+		return `"` + column + `" = ?`
+	}
+	return `"` + column + `" IN (SELECT value FROM json_each(?))`
+}
+
+// lookupValues is the argument matchAny's placeholder takes for values.
+func lookupValues(values []any) (any, error) {
+	if len(values) == 1 {
+		return values[0], nil
+	}
+	return jsonList(values)
+}
+
+func scanRecent(rows *sql.Rows) ([]recentMessage, error) {
+	defer rows.Close()
+	var out []recentMessage
+	for rows.Next() {
+		var m recentMessage
+		var created string
+		if err := rows.Scan(&m.ID, &created, &m.To, &m.Patient, &m.Channel, &m.Template, &m.Body); err != nil {
+			return nil, err
+		}
+		if err := m.Created.Scan(created); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
 }
 
 // recentDuplicate answers the duplicate guard from the messages loaded for the request:

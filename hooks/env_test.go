@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -281,6 +282,38 @@ func (e *env) do(method, path, who string, body any) response {
 	if who != "" {
 		req.Header.Set("Authorization", e.tokens[who])
 	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := response{Status: res.StatusCode, Raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+// doForm creates a record with a multipart form (as the admin UI does), its fields in
+// PocketBase's @jsonPayload part.
+func (e *env) doForm(path, who string, body any) response {
+	e.t.Helper()
+	payload, err := json.Marshal(body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if err := mw.WriteField("@jsonPayload", string(payload)); err != nil {
+		e.t.Fatal(err)
+	}
+	mw.Close()
+	req, err := http.NewRequest("POST", e.srv.URL+path, &buf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("User-Agent", "clinicmsg-test/1.0")
+	req.Header.Set("Authorization", e.tokens[who])
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"errors"
+	"fmt"
 
 	"clinicmsg/providers"
 )
@@ -33,4 +34,19 @@ func SendOutcomeAfter(s *Service, between func(id string), receipt *providers.Re
 	}
 	s.Dispatcher.finish(c, receipt, nil, "")
 	return c.rec.Id, nil
+}
+
+// BulkLookups are the texts of the create path's batched reads, by column and by one value
+// or several.
+func BulkLookups() map[string]string {
+	out := map[string]string{}
+	for _, n := range []int{1, 2} {
+		for _, c := range []string{"phone", "email", "patient_id"} {
+			out[fmt.Sprintf("preferences.%s/%d", c, n)] = preferencesQuery(c, n)
+		}
+		for _, c := range []string{"to", "patient_id"} {
+			out[fmt.Sprintf("messages.%s/%d", c, n)] = recentQuery(c, n)
+		}
+	}
+	return out
 }

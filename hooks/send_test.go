@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"clinicmsg/hooks"
+
+	"github.com/pocketbase/dbx"
 )
 
 func TestSendRoute(t *testing.T) {
@@ -63,9 +65,10 @@ func TestSendRoute(t *testing.T) {
 	})
 }
 
-// TestSendStoresWhatACreateStores: the bulk route writes its rows with its own INSERTs, so
-// a message it stores must be column for column what a record create stores, first audit
-// row included, and subscribers must hear of it the same way.
+// TestSendStoresWhatACreateStores: the bulk route (and a clinic user's JSON record create,
+// which takes its path) writes rows with its own INSERTs, so a message it stores must be
+// column for column what PocketBase's own record create stores, first audit row and answer
+// included, and subscribers must hear of it the same way.
 func TestSendStoresWhatACreateStores(t *testing.T) {
 	e := newEnv(t, func(c *hooks.Config) { c.DuplicateWindow = 10 * time.Minute })
 	e.save("templates", map[string]any{"clinic": e.clinicA.Id, "code": "bulk_reminder", "channel": "any", "category": "reminder",
@@ -78,8 +81,21 @@ func TestSendStoresWhatACreateStores(t *testing.T) {
 	}
 	events := e.subscribe("staffA", "messages")
 
+	// A JSON create by an app takes the send route's path; a multipart create (the admin
+	// UI's way) takes PocketBase's own. Both must store and answer the same.
 	viaCreate := e.do("POST", "/api/collections/messages/records", "appA", payload("0501110001", "P-1"))
 	must(t, viaCreate.Status == 200, "create: %s", viaCreate.Raw)
+	viaForm := e.doForm("/api/collections/messages/records", "appA", payload("0501110004", "P-4"))
+	must(t, viaForm.Status == 200, "form create: %s", viaForm.Raw)
+	for k, v := range viaForm.Body {
+		switch k {
+		case "id", "created", "updated", "to", "patient_id", "idempotency_key":
+			must(t, viaCreate.Body[k] != nil, "the JSON create's answer lacks %s: %s", k, viaCreate.Raw)
+			continue
+		}
+		must(t, fmt.Sprint(viaCreate.Body[k]) == fmt.Sprint(v), "answer field %s: form create %v, JSON create %v", k, v, viaCreate.Body[k])
+	}
+	must(t, len(viaCreate.Body) == len(viaForm.Body), "expected the same answer fields:\n%s\n%s", viaForm.Raw, viaCreate.Raw)
 	viaSend := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{payload("0501110003", "P-1b"), payload("0501110002", "P-2")})
 	must(t, viaSend.Status == 200 && viaSend.Body["accepted"] == 2.0, "send: %.400s", viaSend.Raw)
 	items := viaSend.Body["items"].([]any)
@@ -107,19 +123,22 @@ func TestSendStoresWhatACreateStores(t *testing.T) {
 		}
 		return out
 	}
-	a, b := row(viaCreate.str("id")), row(sent["id"].(string))
-	for col, va := range a {
-		switch col {
-		case "id", "created", "updated", "to", "patient_id", "idempotency_key":
-			continue
+	a := row(viaForm.str("id"))
+	for name, id := range map[string]string{"JSON create": viaCreate.str("id"), "send route": sent["id"].(string)} {
+		b := row(id)
+		for col, va := range a {
+			switch col {
+			case "id", "created", "updated", "to", "patient_id", "idempotency_key":
+				continue
+			}
+			must(t, b[col] == va, "column %s: form create stored %s, the %s %s", col, va, name, b[col])
 		}
-		must(t, b[col] == va, "column %s: record create stored %s, the send route %s", col, va, b[col])
+		for _, col := range []string{"created", "updated"} {
+			stamp := regexp.MustCompile(`^string:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$`)
+			must(t, stamp.MatchString(a[col]) && stamp.MatchString(b[col]), "column %s: form create stored %s, the %s %s", col, a[col], name, b[col])
+		}
+		must(t, len(a) == len(b), "expected the same columns, got %d and %d", len(a), len(b))
 	}
-	for _, col := range []string{"created", "updated"} {
-		stamp := regexp.MustCompile(`^string:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$`)
-		must(t, stamp.MatchString(a[col]) && stamp.MatchString(b[col]), "column %s: record create stored %s, the send route %s", col, a[col], b[col])
-	}
-	must(t, len(a) == len(b), "expected the same columns, got %d and %d", len(a), len(b))
 	must(t, sent["status"] == "scheduled" && sent["body"] == "Hello Sara, see you at 10:30." && sent["segments"] == 1.0,
 		"expected the rendered, scheduled message in the answer: %v", sent)
 	must(t, arabic["language"] == "ar" && arabic["body"] == "مرحبا Sara", "the patient's language applies: %v", arabic)
@@ -135,21 +154,23 @@ func TestSendStoresWhatACreateStores(t *testing.T) {
 		}
 		return fmt.Sprintf("%+v", l)
 	}
-	must(t, trail(viaCreate.str("id")) == trail(sent["id"].(string)), "first audit rows differ: %s vs %s", trail(viaCreate.str("id")), trail(sent["id"].(string)))
+	for _, id := range []string{viaCreate.str("id"), sent["id"].(string)} {
+		must(t, trail(viaForm.str("id")) == trail(id), "first audit rows differ: %s vs %s", trail(viaForm.str("id")), trail(id))
+	}
 
 	created := map[string]bool{}
 	deadline := time.After(5 * time.Second)
-	for len(created) < 3 {
+	for len(created) < 4 {
 		select {
 		case ev := <-events:
 			if ev.Action == "create" {
 				created[ev.Record["id"].(string)] = true
 			}
 		case <-deadline:
-			t.Fatalf("expected three realtime creates, saw %v", created)
+			t.Fatalf("expected four realtime creates, saw %v", created)
 		}
 	}
-	must(t, created[sent["id"].(string)] && created[arabic["id"].(string)], "the send route's messages must be announced: %v", created)
+	must(t, created[viaCreate.str("id")] && created[sent["id"].(string)] && created[arabic["id"].(string)], "the JSON create's and send route's messages must be announced: %v", created)
 
 	t.Run("a key used by an earlier request is a 409 naming the first message", func(t *testing.T) {
 		again := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{payload("0501110003", "P-1b"), {"channel": "sms", "to": "0501110009", "body": "fresh"}})
@@ -222,4 +243,35 @@ func TestSendStoresWhatACreateStores(t *testing.T) {
 		body, _ = json.Marshal(item["body"])
 		must(t, item["status"] == 400.0 && strings.Contains(string(body), `"campaign"`), "expected 400 naming campaign: %s", body)
 	})
+}
+
+// The create path's batched reads run for every request: each must search its table by an
+// index, never scan it.
+func TestBulkLookupsUseIndexes(t *testing.T) {
+	e := newEnv(t)
+	for name, text := range hooks.BulkLookups() {
+		table := strings.Split(name, ".")[0]
+		var plan []struct {
+			Detail string `db:"detail"`
+		}
+		args := dbx.Params{}
+		q := text
+		for i := 0; strings.Contains(q, "?"); i++ {
+			p := fmt.Sprintf("p%d", i)
+			q = strings.Replace(q, "?", "{:"+p+"}", 1)
+			args[p] = `["x"]`
+		}
+		if err := e.app.DB().NewQuery("EXPLAIN QUERY PLAN " + q).Bind(args).All(&plan); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var details []string
+		for _, p := range plan {
+			details = append(details, p.Detail)
+		}
+		all := strings.Join(details, " | ")
+		if !strings.Contains(all, "SEARCH "+table+" USING INDEX") || strings.Contains(all, "SCAN "+table) {
+			t.Errorf("%s does not search %s by an index: %s", name, table, all)
+		}
+		t.Logf("%s: %s", name, all)
+	}
 }
