@@ -216,7 +216,7 @@ type Campaigns struct {
 	worker
 	s *Service
 
-	lists sync.Map // campaign id -> []recipient, parsed once per process
+	lists sync.Map // campaign id -> *parsedPart
 }
 
 func newCampaigns(s *Service) *Campaigns {
@@ -290,14 +290,14 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 	if camp.GetString("status") != campaignRunning {
 		return false, nil
 	}
-	list, err := c.recipients(c.s.app, id)
-	if err != nil {
-		return false, err
-	}
-	start := camp.GetInt("cursor")
-	end := min(start+c.s.cfg.CampaignBatch, len(list))
+	start, total := camp.GetInt("cursor"), camp.GetInt("total")
+	end := min(start+c.s.cfg.CampaignBatch, total)
 	if start >= end {
 		return false, nil
+	}
+	list, err := c.recipients(c.s.app, id, start, end)
+	if err != nil {
+		return false, err
 	}
 	var result campaignResult
 	if raw, ok := camp.Get("result").(types.JSONRaw); ok && len(raw) > 0 {
@@ -313,7 +313,7 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 	}
 	var recs []*core.Record
 	for i := start; i < end; i++ {
-		rc := list[i]
+		rc := list[i-start]
 		msg := core.NewRecord(col)
 		msg.Set("clinic", camp.GetString("clinic"))
 		msg.Set("channel", camp.GetString("channel"))
@@ -344,7 +344,7 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 		i := start + j
 		if err := errs[j]; err != nil {
 			if apiErr := asAPIError(err); apiErr != nil {
-				result.Skipped = append(result.Skipped, skippedRecipient{Index: i, To: list[i].To, Field: errorField(apiErr), Reason: apiErr.Message})
+				result.Skipped = append(result.Skipped, skippedRecipient{Index: i, To: list[i-start].To, Field: errorField(apiErr), Reason: apiErr.Message})
 				continue
 			}
 			return false, fmt.Errorf("failed to check campaign message %d: %w", i, err)
@@ -399,7 +399,7 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 	if created > 0 {
 		c.s.Dispatcher.Wake()
 	}
-	return end < len(list), nil
+	return end < total, nil
 }
 
 // errCampaignMoved stops a fan-out batch whose campaign changed while it was checked.
@@ -413,23 +413,48 @@ func errorField(apiErr *router.ApiError) string {
 	return ""
 }
 
-func (c *Campaigns) recipients(app core.App, id string) ([]recipient, error) {
-	if v, ok := c.lists.Load(id); ok {
-		return v.([]recipient), nil
-	}
-	var parts []string
-	if err := app.DB().NewQuery("SELECT recipients FROM campaign_recipients WHERE campaign = {:id} ORDER BY part").Bind(dbx.Params{"id": id}).Column(&parts); err != nil {
-		return nil, fmt.Errorf("failed to load the recipients of campaign %s: %w", id, err)
-	}
-	var list []recipient
-	for _, p := range parts {
-		part, err := parseRecipients(types.JSONRaw(p))
+// recipients reads recipients start to end (exclusive) of a campaign's list from its parts.
+func (c *Campaigns) recipients(app core.App, id string, start, end int) ([]recipient, error) {
+	var out []recipient
+	for i := start; i < end; {
+		n := i / recipientsPerPart
+		part, err := c.part(app, id, n)
 		if err != nil {
-			return nil, fmt.Errorf("failed to read the recipients of campaign %s: %w", id, err)
+			return nil, err
 		}
-		list = append(list, part...)
+		from, to := i-n*recipientsPerPart, min(end-n*recipientsPerPart, len(part))
+		if from >= to {
+			return nil, fmt.Errorf("failed to read the recipients of campaign %s: recipient %d is missing", id, i)
+		}
+		out = append(out, part[from:to]...)
+		i = n*recipientsPerPart + to
 	}
-	c.lists.Store(id, list)
+	return out, nil
+}
+
+// parsedPart is the part of a campaign's list that the fan-out read last: a batch takes
+// half a part, so each part is read and parsed once, and the whole list (tens of megabytes
+// once parsed) is never in memory.
+type parsedPart struct {
+	n    int
+	list []recipient
+}
+
+func (c *Campaigns) part(app core.App, id string, n int) ([]recipient, error) {
+	if v, ok := c.lists.Load(id); ok && v.(*parsedPart).n == n {
+		return v.(*parsedPart).list, nil
+	}
+	var raw string
+	err := app.DB().NewQuery("SELECT recipients FROM campaign_recipients WHERE campaign = {:id} AND part = {:part}").
+		Bind(dbx.Params{"id": id, "part": n}).Row(&raw)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load part %d of the recipients of campaign %s: %w", n, id, err)
+	}
+	list, err := parseRecipients(types.JSONRaw(raw))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the recipients of campaign %s: %w", id, err)
+	}
+	c.lists.Store(id, &parsedPart{n: n, list: list})
 	return list, nil
 }
 

@@ -60,6 +60,12 @@ func TestCampaignOf10000RecipientsInOneRequest(t *testing.T) {
 	var keys int
 	_ = e.app.DB().NewQuery("SELECT COUNT(DISTINCT idempotency_key) FROM messages WHERE campaign = {:c}").Bind(map[string]any{"c": id}).Row(&keys)
 	must(t, keys == 10_000, "expected 10000 distinct recipients, got %d", keys)
+	// Recipient i got the message keyed i, across the list's stored parts.
+	var misplaced int
+	_ = e.app.DB().NewQuery(`SELECT COUNT(*) FROM messages WHERE campaign = {:c}
+		AND CAST(substr(idempotency_key, length('campaign:' || {:c} || ':') + 1) AS INTEGER) + 10000000 != CAST(substr("to", 6) AS INTEGER)`).
+		Bind(map[string]any{"c": id}).Row(&misplaced)
+	must(t, misplaced == 0, "expected each recipient's message under its own index, %d are not", misplaced)
 
 	// The runner refreshes the counters on its next pass.
 	time.Sleep(1200 * time.Millisecond)
