@@ -93,6 +93,10 @@ func (s *Service) onScopedCreateRequest(e *core.RecordRequestEvent) error {
 			who.User = e.Auth.Id
 		}
 		e.Record.Set(auditKey, who)
+	case "campaigns":
+		if list, ok := e.Get(streamedListKey).(*recipientParts); ok {
+			e.Record.Set(streamedListKey, list)
+		}
 	case "templates":
 		defaultsOn("active")
 	case "preferences":

@@ -59,16 +59,26 @@ func parseRecipients(raw any) ([]recipient, error) {
 	}
 	out := make([]recipient, len(items))
 	for i, it := range items {
-		var s string
-		if err := json.Unmarshal(it, &s); err == nil {
-			out[i].To = s
-			continue
+		r, err := parseRecipient(i, it)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(it, &out[i]); err != nil {
-			return nil, fmt.Errorf("recipient %d must be a phone number or an object {to, patient_id, context}", i)
-		}
+		out[i] = r
 	}
 	return out, nil
+}
+
+// parseRecipient reads recipient i of a list: a phone number (or email address) or an
+// object {to, patient_id, context}.
+func parseRecipient(i int, raw json.RawMessage) (recipient, error) {
+	var r recipient
+	if err := json.Unmarshal(raw, &r.To); err == nil {
+		return r, nil
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return recipient{}, fmt.Errorf("recipient %d must be a phone number or an object {to, patient_id, context}", i)
+	}
+	return r, nil
 }
 
 // skippedRecipient records why a recipient got no message.
@@ -109,21 +119,30 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 	} else if strings.TrimSpace(r.GetString("body")) == "" {
 		return badField("body", "validation_required", "either body or template is required")
 	}
-	list, err := parseRecipients(r.Get("recipients"))
-	if err != nil {
-		return badField("recipients", "validation_invalid_recipients", err.Error())
+	list, _ := r.Get(streamedListKey).(*recipientParts) // read as the request arrived
+	if list == nil {
+		parsed, err := parseRecipients(r.Get("recipients"))
+		if err != nil {
+			return badField("recipients", "validation_invalid_recipients", err.Error())
+		}
+		if list, err = partsOf(parsed); err != nil {
+			return err
+		}
 	}
-	if len(list) == 0 {
+	if list.err != nil {
+		return badField("recipients", "validation_invalid_recipients", list.err.Error())
+	}
+	if list.count == 0 {
 		return badField("recipients", "validation_required", "recipients must list at least one phone number")
 	}
-	if len(list) > maxRecipients {
-		return badField("recipients", "validation_too_many_recipients", fmt.Sprintf("a campaign takes at most %d recipients; this one has %d", maxRecipients, len(list)))
+	if list.count > maxRecipients {
+		return badField("recipients", "validation_too_many_recipients", fmt.Sprintf("a campaign takes at most %d recipients; this one has %d", maxRecipients, list.count))
 	}
 
 	for _, f := range []string{"queued", "sent", "delivered", "failed", "skipped", "cursor"} {
 		r.Set(f, 0)
 	}
-	r.Set("total", len(list))
+	r.Set("total", list.count)
 	r.Set("result", campaignResult{Skipped: []skippedRecipient{}})
 	r.Set("started_at", "")
 	r.Set("finished_at", "")
@@ -141,26 +160,21 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 	// transaction: kept in the row, megabytes would be read and rewritten with every
 	// counter update.
 	r.Set("recipients", nil)
-	return saveWith(e, func(tx core.App) error { return storeRecipients(tx, r.Id, list) })
+	r.Set(streamedListKey, nil)
+	return saveWith(e, func(tx core.App) error { return storeRecipients(tx, r.Id, list.parts) })
 }
 
 // recipientsPerPart is how many recipients one campaign_recipients row holds.
 const recipientsPerPart = 1000
 
-func storeRecipients(tx core.App, campaign string, list []recipient) error {
-	part := 0
-	for chunk := range slices.Chunk(list, recipientsPerPart) {
-		b, err := json.Marshal(chunk)
-		if err != nil {
-			return fmt.Errorf("failed to encode recipients: %w", err)
-		}
-		_, err = tx.DB().Insert("campaign_recipients", dbx.Params{
-			"id": core.GenerateDefaultRandomId(), "campaign": campaign, "part": part, "recipients": string(b),
+func storeRecipients(tx core.App, campaign string, parts [][]byte) error {
+	for n, b := range parts {
+		_, err := tx.DB().Insert("campaign_recipients", dbx.Params{
+			"id": core.GenerateDefaultRandomId(), "campaign": campaign, "part": n, "recipients": string(b),
 		}).Execute()
 		if err != nil {
 			return fmt.Errorf("failed to store the recipients of campaign %s: %w", campaign, err)
 		}
-		part++
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package hooks_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -305,4 +307,64 @@ func TestCampaignRecipientsMigration(t *testing.T) {
 	var parts []string
 	err = e.app.DB().NewQuery("SELECT recipients FROM campaign_recipients WHERE campaign = {:id} ORDER BY part").Bind(map[string]any{"id": id}).Column(&parts)
 	must(t, err == nil && len(parts) == 1 && parts[0] == `[{"to":"0551230001"},{"to":"0551230002","patient_id":"P-2"},{"to":"0551230003"}]`, "expected one part in order, got %v %v", parts, err)
+}
+
+// A JSON campaign create has its list read as it arrives (the appliance's memory peak was
+// this request); what it stores and answers is what it did when PocketBase took the list.
+func TestCampaignCreateStreamsItsList(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	body := json.RawMessage(`{"recipients": ["0551230001", {"to": "0551230002", "patient_id": "P-2", "context": {"name": "Sara"}}],
+		"channel": "sms", "body": "Hello {{name}}", "context": {"name": "all"}, "status": "draft"}`)
+	res := e.do("POST", "/api/collections/campaigns/records", "staffA", body)
+	must(t, res.Status == 200 && res.Body["total"] == 2.0 && res.Body["recipients"] == nil && res.Body["status"] == "draft",
+		"expected a draft of 2 recipients: %s", res.Raw)
+	var parts []string
+	err := e.app.DB().NewQuery("SELECT recipients FROM campaign_recipients WHERE campaign = {:id} ORDER BY part").Bind(map[string]any{"id": res.str("id")}).Column(&parts)
+	must(t, err == nil && len(parts) == 1 && parts[0] == `[{"to":"0551230001"},{"to":"0551230002","patient_id":"P-2","context":{"name":"Sara"}}]`,
+		"expected the list in one part: %v %v", parts, err)
+
+	cases := []struct {
+		body  string
+		field string
+	}{
+		{`{"channel": "sms", "body": "x", "recipients": ["0551230001", 42]}`, "recipients"},
+		{`{"channel": "sms", "body": "x", "recipients": []}`, "recipients"},
+		{`{"channel": "sms", "recipients": ["0551230001"]}`, "body"},
+		{`{"channel": "sms", "body": "x", "recipients": ["0551230001"], "total": 5}`, "total"},
+		{`{"channel": "sms", "body": "x", "recipients": ["0551230001"], "clinic": "` + e.clinicB.Id + `"}`, "clinic"},
+	}
+	for _, c := range cases {
+		before := countCampaigns(e)
+		r := e.do("POST", "/api/collections/campaigns/records", "staffA", json.RawMessage(c.body))
+		must(t, r.Status >= 400 && r.Status < 500 && slices.Equal(r.errorFields(), []string{c.field}), "%s: expected a 4xx naming %s, got %d %s", c.body, c.field, r.Status, r.Raw)
+		must(t, countCampaigns(e) == before, "%s: nothing may be stored", c.body)
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/collections/campaigns/records", strings.NewReader(`{"channel": "sms", "body": "x", "recipients": ["0551230001"`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", e.tokens["staffA"])
+	cut, err := http.DefaultClient.Do(req)
+	must(t, err == nil && cut.StatusCode == 400, "a cut-off body is a 400: %v %v", cut, err)
+	cut.Body.Close()
+
+	var huge strings.Builder
+	huge.WriteString(`{"channel": "sms", "body": "x", "recipients": [`)
+	for i := range 100_001 {
+		if i > 0 {
+			huge.WriteString(",")
+		}
+		huge.WriteString(`"0551230001"`)
+	}
+	huge.WriteString("]}")
+	r := e.do("POST", "/api/collections/campaigns/records", "staffA", json.RawMessage(huge.String()))
+	must(t, r.Status == 400 && slices.Equal(r.errorFields(), []string{"recipients"}) && strings.Contains(r.Raw, "100001"), "expected too many recipients: %.300s", r.Raw)
+}
+
+func countCampaigns(e *env) int64 {
+	e.t.Helper()
+	n, err := e.app.CountRecords("campaigns")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }

@@ -93,6 +93,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
 		se.Router.BindFunc(s.scrubRequestLog)
 		se.Router.BindFunc(s.fastCreate)
+		se.Router.BindFunc(s.streamCampaignCreate)
 		se.Router.BindFunc(s.guardClinicWrites)
 		s.registerRoutes(se)
 		s.registerWebhooks(se)
