@@ -270,14 +270,8 @@ func (c *Campaigns) RunOnce(ctx context.Context) error {
 	}
 	for _, r := range active {
 		if r.GetString("status") == campaignRunning {
-			for ctx.Err() == nil {
-				more, err := c.FanOutBatch(r.Id)
-				if err != nil {
-					return err
-				}
-				if !more {
-					break
-				}
+			if err := c.fanOut(ctx, r.Id); err != nil {
+				return err
 			}
 		} else if err := c.cancelBatch(r.Id); err != nil {
 			return err
@@ -304,22 +298,89 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 	if camp.GetString("status") != campaignRunning {
 		return false, nil
 	}
-	start, total := camp.GetInt("cursor"), camp.GetInt("total")
+	b, err := c.prepareBatch(camp, camp.GetInt("cursor"))
+	if err != nil || b == nil {
+		return false, err
+	}
+	result := resultOf(camp)
+	err = c.storeBatch(b, &result)
+	if errors.Is(err, errCampaignMoved) {
+		// Canceled, or another fan-out took this batch: look again from the top.
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return b.end < b.total, nil
+}
+
+// fanOut fans a running campaign out to the end of its list, or until ctx ends. Each batch
+// is checked while the one before it is being stored, so that the checks (phone numbers,
+// templates, preferences) and SQLite's single writer each keep a core busy.
+func (c *Campaigns) fanOut(ctx context.Context, id string) error {
+	camp, err := loadCampaign(c.s.app, id)
+	if err != nil {
+		return fmt.Errorf("failed to load campaign %s: %w", id, err)
+	}
+	if camp.GetString("status") != campaignRunning {
+		return nil
+	}
+	result := resultOf(camp)
+	b, err := c.prepareBatch(camp, camp.GetInt("cursor"))
+	type prepared struct {
+		b   *fanBatch
+		err error
+	}
+	for b != nil && err == nil && ctx.Err() == nil {
+		next := make(chan prepared, 1)
+		go func(start int) {
+			nb, err := c.prepareBatch(camp, start)
+			next <- prepared{nb, err}
+		}(b.end)
+		err = c.storeBatch(b, &result)
+		p := <-next
+		if errors.Is(err, errCampaignMoved) {
+			return nil // canceled, or taken by another fan-out: the next pass looks again
+		}
+		if err == nil {
+			b, err = p.b, p.err
+		}
+	}
+	return err
+}
+
+// fanBatch is one batch of a campaign's recipients, checked and ready to store.
+type fanBatch struct {
+	id                string
+	start, end, total int
+	msgs              []*newMessage
+	index             []int              // the recipient index of each of msgs
+	skipped           []skippedRecipient // refused by the checks
+}
+
+func resultOf(camp *core.Record) campaignResult {
+	var result campaignResult
+	if raw, ok := camp.Get("result").(types.JSONRaw); ok && len(raw) > 0 {
+		_ = json.Unmarshal(raw, &result) // written by storeBatch only
+	}
+	return result
+}
+
+// prepareBatch builds and checks the messages for recipients start… of camp, or answers
+// nil once the list is done.
+func (c *Campaigns) prepareBatch(camp *core.Record, start int) (*fanBatch, error) {
+	id, total := camp.Id, camp.GetInt("total")
 	end := min(start+c.s.cfg.CampaignBatch, total)
 	if start >= end {
-		return false, nil
+		return nil, nil
 	}
 	list, err := c.recipients(c.s.app, id, start, end)
 	if err != nil {
-		return false, err
-	}
-	var result campaignResult
-	if raw, ok := camp.Get("result").(types.JSONRaw); ok && len(raw) > 0 {
-		_ = json.Unmarshal(raw, &result) // written by this function only
+		return nil, err
 	}
 	col, err := c.s.app.FindCachedCollectionByNameOrId("messages")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	campCtx := map[string]any{}
 	if raw, ok := camp.Get("context").(types.JSONRaw); ok && len(raw) > 0 {
@@ -350,43 +411,48 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 		msg.Set("context", vars)
 		recs = append(recs, msg)
 	}
-	var msgs []*newMessage
-	var index []int         // the recipient index of each of msgs
+	b := &fanBatch{id: id, start: start, end: end, total: total}
 	seen := newBatchSeen(0) // campaign messages are exempt from the duplicate guard
 	prepared, errs := c.s.prepareNew(recs, seen)
 	for j, m := range prepared {
 		i := start + j
 		if err := errs[j]; err != nil {
 			if apiErr := asAPIError(err); apiErr != nil {
-				result.Skipped = append(result.Skipped, skippedRecipient{Index: i, To: list[i-start].To, Field: errorField(apiErr), Reason: apiErr.Message})
+				b.skipped = append(b.skipped, skippedRecipient{Index: i, To: list[j].To, Field: errorField(apiErr), Reason: apiErr.Message})
 				continue
 			}
-			return false, fmt.Errorf("failed to check campaign message %d: %w", i, err)
+			return nil, fmt.Errorf("failed to check campaign message %d: %w", i, err)
 		}
-		msgs = append(msgs, m)
-		index = append(index, i)
+		b.msgs = append(b.msgs, m)
+		b.index = append(b.index, i)
 	}
+	return b, nil
+}
 
+// storeBatch stores b's messages and moves the campaign's checkpoint past them, in one
+// transaction, if the checkpoint is still where b begins; result (the campaign's skipped
+// recipients so far) takes b's on success.
+func (c *Campaigns) storeBatch(b *fanBatch, result *campaignResult) error {
 	created := 0
-	err = c.s.app.RunInTransaction(func(tx core.App) error {
+	var batch campaignResult
+	err := c.s.app.RunInTransaction(func(tx core.App) error {
 		created = 0
-		now, err := loadCampaign(tx, id)
+		now, err := loadCampaign(tx, b.id)
 		if err != nil {
-			return fmt.Errorf("failed to load campaign %s: %w", id, err)
+			return fmt.Errorf("failed to load campaign %s: %w", b.id, err)
 		}
-		if now.GetString("status") != campaignRunning || now.GetInt("cursor") != start {
+		if now.GetString("status") != campaignRunning || now.GetInt("cursor") != b.start {
 			return errCampaignMoved
 		}
-		refused, err := c.s.insertMessages(tx, msgs)
+		refused, err := c.s.insertMessages(tx, b.msgs)
 		if err != nil {
 			return err
 		}
-		batch := result
-		batch.Skipped = slices.Clone(result.Skipped)
-		for j, m := range msgs {
+		batch = campaignResult{Skipped: append(slices.Clone(result.Skipped), b.skipped...)}
+		for j, m := range b.msgs {
 			if r := refused[j]; r != nil {
 				apiErr := asAPIError(r)
-				batch.Skipped = append(batch.Skipped, skippedRecipient{Index: index[j], To: m.rec.GetString("to"), Field: errorField(apiErr), Reason: apiErr.Message})
+				batch.Skipped = append(batch.Skipped, skippedRecipient{Index: b.index[j], To: m.rec.GetString("to"), Field: errorField(apiErr), Reason: apiErr.Message})
 				continue
 			}
 			created++
@@ -395,25 +461,21 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 		if err != nil {
 			return err
 		}
-		// The checkpoint alone: saving the record would re-validate and rewrite the whole
-		// recipient list with every batch.
-		_, err = tx.DB().Update("campaigns", dbx.Params{"cursor": end, "result": string(resultJSON), "updated": formatTime(time.Now().UTC())}, dbx.HashExp{"id": id}).Execute()
+		// The checkpoint alone: saving the record would re-validate it with every batch.
+		_, err = tx.DB().Update("campaigns", dbx.Params{"cursor": b.end, "result": string(resultJSON), "updated": formatTime(time.Now().UTC())}, dbx.HashExp{"id": b.id}).Execute()
 		if err != nil {
-			return fmt.Errorf("failed to checkpoint campaign %s: %w", id, err)
+			return fmt.Errorf("failed to checkpoint campaign %s: %w", b.id, err)
 		}
 		return nil
 	})
-	if errors.Is(err, errCampaignMoved) {
-		// Canceled, or another fan-out took this batch: look again from the top.
-		return true, nil
-	}
 	if err != nil {
-		return false, err
+		return err
 	}
+	*result = batch
 	if created > 0 {
 		c.s.Dispatcher.Wake()
 	}
-	return end < total, nil
+	return nil
 }
 
 // errCampaignMoved stops a fan-out batch whose campaign changed while it was checked.
