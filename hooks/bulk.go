@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pocketbase/dbx"
@@ -237,7 +238,7 @@ func newBatchSeen(window time.Duration) *batchSeen {
 	return &batchSeen{keys: map[string]string{}, sent: map[string]string{}, campaigns: map[string]string{}, window: window}
 }
 
-// loadPreferences reads, with one query per clinic and column, the preferences of every
+// loadPreferences reads, with one query per clinic, the preferences of every
 // patient that recs (already addressed, unless errs says otherwise) may match: by patient
 // id, phone number or email address.
 func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []error) error {
@@ -254,16 +255,16 @@ func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []er
 			address = "email"
 		}
 		return map[string]string{address: rec.GetString("to"), "patient_id": rec.GetString("patient_id")}
-	}, func(clinic, column string, values []any) error {
+	}, func(clinic string, cols []columnValues) error {
 		col, err := app.FindCachedCollectionByNameOrId("preferences")
 		if err != nil {
 			return fmt.Errorf("failed to look up preferences: %w", err)
 		}
-		list, err := lookupValues(values)
+		text, args, err := unionQuery(cols, preferencesPart, clinic)
 		if err != nil {
 			return err
 		}
-		rows, err := readRows(app, preferencesQuery(column, len(values)), clinic, list)
+		rows, err := readRows(app, text, args...)
 		var found []*core.Record
 		if err == nil {
 			found, err = scanRecords(col, rows)
@@ -286,13 +287,17 @@ func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []er
 	})
 }
 
-// lookupByClinic runs lookup for the values recs (those errs does not refuse) bring for each
-// column, grouped by clinic, at most 500 at a time: one query per column, each on its own
-// partial index (SQLite uses a partial index only when the query repeats its condition, and
-// not for an OR of columns). values maps a record to its column values; empty ones are
-// left out, and a nil map leaves the record out.
+// columnValues are the values one lookup compares a column with.
+type columnValues struct {
+	column string
+	values []any
+}
+
+// lookupByClinic runs lookup once per clinic with the values recs (those errs does not
+// refuse) bring for each column, the columns in name order. values maps a record to its
+// column values; empty ones are left out, and a nil map leaves the record out.
 func lookupByClinic(recs []*core.Record, errs []error, values func(*core.Record) map[string]string,
-	lookup func(clinic, column string, values []any) error) error {
+	lookup func(clinic string, cols []columnValues) error) error {
 	byClinic := map[string]map[string][]any{}
 	var clinics []string
 	for i, rec := range recs {
@@ -315,15 +320,36 @@ func lookupByClinic(recs []*core.Record, errs []error, values func(*core.Record)
 		}
 	}
 	for _, c := range clinics {
+		var cols []columnValues
 		for _, col := range slices.Sorted(maps.Keys(byClinic[c])) {
-			for chunk := range slices.Chunk(byClinic[c][col], 500) {
-				if err := lookup(c, col, chunk); err != nil {
-					return err
-				}
-			}
+			cols = append(cols, columnValues{col, byClinic[c][col]})
+		}
+		if len(cols) == 0 {
+			continue
+		}
+		if err := lookup(c, cols); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// unionQuery joins one SELECT per column, part(column, n), with UNION ALL: SQLite uses a
+// column's partial index only when the query repeats its condition, and not for an OR of
+// columns, but it does within each SELECT of a compound. Each part takes the clinic, the
+// column's values (lookupValues) and then extra as arguments.
+func unionQuery(cols []columnValues, part func(column string, n int) string, clinic string, extra ...any) (string, []any, error) {
+	texts := make([]string, len(cols))
+	var args []any
+	for i, c := range cols {
+		texts[i] = part(c.column, len(c.values))
+		list, err := lookupValues(c.values)
+		if err != nil {
+			return "", nil, err
+		}
+		args = append(append(args, clinic, list), extra...)
+	}
+	return strings.Join(texts, " UNION ALL "), args, nil
 }
 
 // preference answers from the preferences loaded for the request: the patient's by id,
@@ -354,9 +380,10 @@ type recentMessage struct {
 	Channel  string         `db:"channel"`
 	Template string         `db:"template"`
 	Body     string         `db:"body"`
+	matched  string         // the column the lookup found it by
 }
 
-// loadRecent reads, with one query per clinic and column (on the same indexes as the
+// loadRecent reads, with one query per clinic (on the same indexes as the
 // single-message guard), the messages of the duplicate window that recs could repeat.
 func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) error {
 	if b == nil || b.window <= 0 {
@@ -372,12 +399,12 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 			return nil
 		}
 		return map[string]string{"to": rec.GetString("to"), "patient_id": rec.GetString("patient_id")}
-	}, func(clinic, column string, values []any) error {
-		list, err := lookupValues(values)
+	}, func(clinic string, cols []columnValues) error {
+		text, args, err := unionQuery(cols, recentPart, clinic, since)
 		if err != nil {
 			return err
 		}
-		rows, err := readRows(app, recentQuery(column, len(values)), clinic, list, since)
+		rows, err := readRows(app, text, args...)
 		var found []recentMessage
 		if err == nil {
 			found, err = scanRecent(rows)
@@ -387,7 +414,7 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 		}
 		for _, m := range found {
 			key := clinic + "\x00to:" + m.To
-			if column == "patient_id" {
+			if m.matched == "patient_id" {
 				key = clinic + "\x00patient:" + m.Patient
 			}
 			b.recent[key] = append(b.recent[key], m)
@@ -397,15 +424,14 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 	})
 }
 
-// preferencesQuery finds a clinic's preferences by n values of one column (lookupValues).
-// The column's condition is repeated so that SQLite uses its partial index.
-func preferencesQuery(column string, n int) string {
+// preferencesPart finds a clinic's preferences by n values of one column.
+func preferencesPart(column string, n int) string {
 	return `SELECT * FROM preferences WHERE clinic = ? AND ` + matchAny(column, n) + ` AND "` + column + `" != ''`
 }
 
-// recentQuery finds a clinic's messages in the duplicate window by n values of one column.
-func recentQuery(column string, n int) string {
-	return `SELECT id, created, "to", patient_id, channel, template, body FROM messages
+// recentPart finds a clinic's messages in the duplicate window by n values of one column.
+func recentPart(column string, n int) string {
+	return `SELECT '` + column + `', id, created, "to", patient_id, channel, template, body FROM messages
 		WHERE clinic = ? AND ` + matchAny(column, n) + ` AND "` + column + `" != ''
 		AND created >= ? AND status NOT IN ('failed','undelivered','canceled','skipped')`
 }
@@ -433,7 +459,7 @@ func scanRecent(rows *sql.Rows) ([]recentMessage, error) {
 	for rows.Next() {
 		var m recentMessage
 		var created string
-		if err := rows.Scan(&m.ID, &created, &m.To, &m.Patient, &m.Channel, &m.Template, &m.Body); err != nil {
+		if err := rows.Scan(&m.matched, &m.ID, &created, &m.To, &m.Patient, &m.Channel, &m.Template, &m.Body); err != nil {
 			return nil, err
 		}
 		if err := m.Created.Scan(created); err != nil {

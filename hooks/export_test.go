@@ -36,16 +36,30 @@ func SendOutcomeAfter(s *Service, between func(id string), receipt *providers.Re
 	return c.rec.Id, nil
 }
 
-// BulkLookups are the texts of the create path's batched reads, by column and by one value
-// or several.
+// BulkLookups are the texts of the create path's batched reads: preferences and the
+// duplicate window's messages, by each column alone and together, for one value or several.
 func BulkLookups() map[string]string {
 	out := map[string]string{}
 	for _, n := range []int{1, 2} {
-		for _, c := range []string{"phone", "email", "patient_id"} {
-			out[fmt.Sprintf("preferences.%s/%d", c, n)] = preferencesQuery(c, n)
+		one := []any{"a"}
+		if n == 2 {
+			one = []any{"a", "b"}
 		}
-		for _, c := range []string{"to", "patient_id"} {
-			out[fmt.Sprintf("messages.%s/%d", c, n)] = recentQuery(c, n)
+		for _, cols := range [][]string{{"phone"}, {"email"}, {"patient_id"}, {"patient_id", "phone"}, {"email", "patient_id"}} {
+			var cv []columnValues
+			for _, c := range cols {
+				cv = append(cv, columnValues{c, one})
+			}
+			text, _, _ := unionQuery(cv, preferencesPart, "")
+			out[fmt.Sprintf("preferences.%v/%d", cols, n)] = text
+		}
+		for _, cols := range [][]string{{"to"}, {"patient_id", "to"}} {
+			var cv []columnValues
+			for _, c := range cols {
+				cv = append(cv, columnValues{c, one})
+			}
+			text, _, _ := unionQuery(cv, recentPart, "", "")
+			out[fmt.Sprintf("messages.%v/%d", cols, n)] = text
 		}
 	}
 	return out
