@@ -13,7 +13,12 @@ import (
 // (PocketBase's own default is 32 MB): several connections fill their caches under load,
 // and on a small VM that memory counts more than the last few percent of read speed
 // (`clinicmsg bench`: B6's statistics over 1,000,000 messages are as fast either way).
+// The write-ahead log is copied back into the database every 10,000 pages (about 40 MB)
+// instead of SQLite's 1,000: a burst (a campaign's fan-out, a morning's delivery reports)
+// rewrites the same index pages in many commits, and a page is copied back once per
+// checkpoint however often it changed (`clinicmsg bench` B2: 15 → 12–14 s for 100,000
+// recipients, CPU per message 210 → 190 µs).
 func DBConnect(dbPath string) (*dbx.DB, error) {
-	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(200000000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-8000)&_defensive=1&_txlock=immediate"
+	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(200000000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-8000)&_pragma=wal_autocheckpoint(10000)&_defensive=1&_txlock=immediate"
 	return dbx.Open("sqlite", dbPath+pragmas)
 }
