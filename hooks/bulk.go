@@ -169,8 +169,11 @@ func (s *Service) insertMessages(tx core.App, msgs []*newMessage) (map[int]error
 	return refused, nil
 }
 
+const takenKeysQuery = `SELECT id, idempotency_key FROM messages WHERE clinic = {:clinic}
+	AND idempotency_key IN (SELECT value FROM json_each({:keys})) AND idempotency_key != ''`
+
 // takenKeys finds the messages whose idempotency key is already stored, with one query per
-// clinic and 500 keys (on the clinic's unique index).
+// clinic (on the clinic's unique index).
 func takenKeys(tx core.App, msgs []*newMessage) (map[int]error, error) {
 	byKey := map[string]int{}
 	keys := map[string][]any{} // clinic → keys
@@ -183,21 +186,23 @@ func takenKeys(tx core.App, msgs []*newMessage) (map[int]error, error) {
 	}
 	refused := map[int]error{}
 	for clinic, list := range keys {
-		for chunk := range slices.Chunk(list, 500) {
-			var found []struct {
-				ID  string `db:"id"`
-				Key string `db:"idempotency_key"`
-			}
-			err := tx.DB().Select("id", "idempotency_key").From("messages").
-				Where(dbx.HashExp{"clinic": clinic}).AndWhere(dbx.In("idempotency_key", chunk...)).
-				AndWhere(dbx.NewExp("idempotency_key != ''")).All(&found)
-			if err != nil {
-				return nil, fmt.Errorf("failed to check idempotency keys: %w", err)
-			}
-			for _, f := range found {
-				if i, ok := byKey[clinic+"\x00"+f.Key]; ok {
-					refused[i] = idempotencyConflict(f.ID)
-				}
+		values, err := jsonList(list)
+		if err != nil {
+			return nil, err
+		}
+		var found []struct {
+			ID  string `db:"id"`
+			Key string `db:"idempotency_key"`
+		}
+		// The keys as one JSON array: a statement with a placeholder per key costs more to
+		// parse than the lookup takes.
+		err = cachedQuery(tx, takenKeysQuery).Bind(dbx.Params{"clinic": clinic, "keys": values}).All(&found)
+		if err != nil {
+			return nil, fmt.Errorf("failed to check idempotency keys: %w", err)
+		}
+		for _, f := range found {
+			if i, ok := byKey[clinic+"\x00"+f.Key]; ok {
+				refused[i] = idempotencyConflict(f.ID)
 			}
 		}
 	}

@@ -62,5 +62,6 @@ func BulkLookups() map[string]string {
 			out[fmt.Sprintf("messages.%v/%d", cols, n)] = text
 		}
 	}
+	out["messages.idempotency"] = takenKeysQuery
 	return out
 }

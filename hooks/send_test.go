@@ -254,7 +254,7 @@ func TestBulkLookupsUseIndexes(t *testing.T) {
 		var plan []struct {
 			Detail string `db:"detail"`
 		}
-		args := dbx.Params{}
+		args := dbx.Params{"clinic": "x", "keys": `["x"]`}
 		q := text
 		for i := 0; strings.Contains(q, "?"); i++ {
 			p := fmt.Sprintf("p%d", i)
