@@ -7,8 +7,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sync"
 
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/router"
 )
 
 // maxSendBatch is the most messages one POST /api/clinicmsg/send takes.
@@ -26,6 +29,7 @@ type sendItem struct {
 // messages are stored with prepared inserts in one group commit shared with other requests
 // (bulk.go), and the answer comes after that commit, so every 2xx item is durable.
 func (s *Service) handleSend(e *core.RequestEvent) error {
+	skipSuccessLog(e)
 	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, 16<<20))
 	if err != nil {
 		return e.BadRequestError("Failed to read the request body.", err)
@@ -62,8 +66,24 @@ func (s *Service) fastCreate(e *core.RequestEvent) error {
 		e.Request.Body = io.NopCloser(bytes.NewReader(raw)) // PocketBase answers what is not one object
 		return e.Next()
 	}
+	skipSuccessLog(e)
 	return s.send(e, trimmed)
 }
+
+// skipSuccessLog keeps a request in PocketBase's request log only if it fails. An accepted
+// message has its own audit row (who, IP, user agent) written with it; a second row per
+// message in the request log doubled the cost of logging and filled the log with patient
+// traffic. It marks e as PocketBase's SkipSuccessActivityLog middleware does, with the
+// mark that middleware sets (learnt once, on an empty event).
+func skipSuccessLog(e *core.RequestEvent) {
+	e.SetAll(successLogMark())
+}
+
+var successLogMark = sync.OnceValue(func() map[string]any {
+	mark := &core.RequestEvent{}
+	_ = apis.SkipSuccessActivityLog().Func(mark)
+	return mark.GetAll()
+})
 
 // send serves raw, a message object or an array of them (see handleSend).
 func (s *Service) send(e *core.RequestEvent, raw []byte) error {
@@ -143,6 +163,9 @@ func (s *Service) send(e *core.RequestEvent, raw []byte) error {
 		accepted++
 	}
 	if single {
+		if apiErr, ok := out[0].Body.(*router.ApiError); ok {
+			return apiErr // answered by PocketBase's error handler, and kept in the request log
+		}
 		return e.JSON(out[0].Status, out[0].Body)
 	}
 	return e.JSON(http.StatusOK, map[string]any{"accepted": accepted, "rejected": len(items) - accepted, "items": out})

@@ -276,3 +276,41 @@ func TestBulkLookupsUseIndexes(t *testing.T) {
 		t.Logf("%s: %s", name, all)
 	}
 }
+
+// Accepted messages are audited in message_logs; PocketBase's request log keeps only the
+// refused creates, so that patient traffic is not logged twice.
+func TestAcceptedCreatesStayOutOfTheRequestLog(t *testing.T) {
+	e := newEnv(t)
+	settings := e.app.Settings()
+	settings.Logs.MaxDays = 5 // the request log, as a new appliance has it (off in the test data)
+	must(t, e.app.Save(settings) == nil, "failed to turn the request log on")
+	ok := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": "0501119001", "body": "a"})
+	must(t, ok.Status == 200, "create: %s", ok.Raw)
+	bad := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": "12", "body": "a"})
+	must(t, bad.Status == 400, "bad create: %s", bad.Raw)
+	sent := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{{"channel": "sms", "to": "0501119002", "body": "b"}})
+	must(t, sent.Status == 200, "send: %s", sent.Raw)
+	badSend := e.do("POST", "/api/clinicmsg/send", "appA", "not a message")
+	must(t, badSend.Status == 400, "bad send: %s", badSend.Raw)
+
+	// PocketBase writes its request log in batches, every few seconds.
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		got = nil
+		var rows []string
+		err := e.app.AuxDB().NewQuery("SELECT data FROM _logs WHERE data LIKE '%messages/records%' OR data LIKE '%clinicmsg/send%' ORDER BY created").Column(&rows)
+		must(t, err == nil, "read the request log: %v", err)
+		for _, r := range rows {
+			var d struct {
+				URL    string `json:"url"`
+				Status int    `json:"status"`
+			}
+			_ = json.Unmarshal([]byte(r), &d)
+			got = append(got, fmt.Sprint(d.Status, " ", d.URL))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := []string{"400 /api/collections/messages/records", "400 /api/clinicmsg/send"}
+	must(t, slices.Equal(got, want), "expected only the refused requests %v, got %v", want, got)
+}
