@@ -27,10 +27,13 @@ import (
 // chain costs several times the insert itself. The checks run before the write transaction,
 // so that requests check their messages in parallel and hold the writer only to insert.
 
-// newMessage is one message of a bulk create: the record and its first audit row.
+// newMessage is one message of a bulk create: the record and its first audit row, both
+// already turned into column values, so that the write transaction (one at a time) only
+// stamps and inserts them.
 type newMessage struct {
-	rec   *core.Record
-	first logEntry
+	rec  *core.Record
+	data map[string]any // the record's columns, created and updated stamped at insert
+	log  []any          // the first audit row (logColumns), created stamped at insert
 }
 
 // prepareNew checks and renders recs for a bulk create, exactly as a record create would,
@@ -72,7 +75,15 @@ func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessag
 		}
 		seen.add(rec)
 		first.Message = rec.Id
-		out[i] = &newMessage{rec: rec, first: first}
+		m := &newMessage{rec: rec}
+		if m.data, err = rec.DBExport(s.app); err == nil {
+			m.log, err = logRow(first)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("failed to export message: %w", err)
+			continue
+		}
+		out[i] = m
 	}
 	return out, errs
 }
@@ -135,35 +146,26 @@ func (s *Service) insertMessages(tx core.App, msgs []*newMessage) (map[int]error
 
 	// Autodate fields ignore Set; a Save fills them in its own hooks.
 	now := types.NowDateTime()
-	for _, m := range rows {
+	stamp := now.String()
+	columns := slices.Sorted(maps.Keys(rows[0].data))
+	values := make([][]any, len(rows))
+	logs := make([][]any, len(rows))
+	for i, m := range rows {
 		m.rec.SetRaw("created", now)
 		m.rec.SetRaw("updated", now)
-	}
-	var columns []string
-	values := make([][]any, len(rows))
-	firsts := make([]logEntry, len(rows))
-	for i, m := range rows {
-		data, err := m.rec.DBExport(tx)
-		if err != nil {
-			return nil, fmt.Errorf("failed to export message: %w", err)
-		}
-		if columns == nil {
-			for c := range data {
-				columns = append(columns, c)
-			}
-			slices.Sort(columns)
-		}
+		m.data["created"], m.data["updated"] = stamp, stamp
 		values[i] = make([]any, len(columns))
 		for j, c := range columns {
-			values[i][j] = data[c]
+			values[i][j] = m.data[c]
 		}
-		firsts[i] = m.first
+		m.log[len(m.log)-1] = stamp
+		logs[i] = m.log
 	}
 	if err := insertRows(tx, "messages", columns, values); err != nil {
 		return nil, err
 	}
-	if err := writeLogs(tx, firsts); err != nil {
-		return nil, err
+	if err := insertRows(tx, "message_logs", logColumns, logs); err != nil {
+		return nil, fmt.Errorf("failed to write message log: %w", err)
 	}
 	s.announceCreatedAfterCommit(tx, rows)
 	return refused, nil

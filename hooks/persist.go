@@ -97,23 +97,33 @@ func writeLogs(app core.App, entries []logEntry) error {
 	now := formatTime(time.Now().UTC())
 	rows := make([][]any, len(entries))
 	for i, l := range entries {
-		detail := "null"
-		if l.Detail != nil {
-			b, err := json.Marshal(l.Detail)
-			if err != nil {
-				return fmt.Errorf("failed to encode message log detail: %w", err)
-			}
-			detail = string(b)
+		row, err := logRow(l)
+		if err != nil {
+			return err
 		}
-		if len(l.UserAgent) > 300 {
-			l.UserAgent = l.UserAgent[:300]
-		}
-		rows[i] = []any{security.RandomStringWithAlphabet(15, idAlphabet), l.Message, l.Event, l.Status, l.Provider, detail, l.ErrorCode, l.IP, l.UserAgent, now}
+		row[len(row)-1] = now
+		rows[i] = row
 	}
 	if err := insertRows(app, "message_logs", logColumns, rows); err != nil {
 		return fmt.Errorf("failed to write message log: %w", err)
 	}
 	return nil
+}
+
+// logRow is l's audit row in logColumns order; created, the last, is left for the caller.
+func logRow(l logEntry) ([]any, error) {
+	detail := "null"
+	if l.Detail != nil {
+		b, err := json.Marshal(l.Detail)
+		if err != nil {
+			return nil, fmt.Errorf("failed to encode message log detail: %w", err)
+		}
+		detail = string(b)
+	}
+	if len(l.UserAgent) > 300 {
+		l.UserAgent = l.UserAgent[:300]
+	}
+	return []any{security.RandomStringWithAlphabet(15, idAlphabet), l.Message, l.Event, l.Status, l.Provider, detail, l.ErrorCode, l.IP, l.UserAgent, nil}, nil
 }
 
 // insertRows inserts rows (values in the order of columns) with one single-row statement,
