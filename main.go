@@ -22,10 +22,19 @@ import (
 // larger live heap still works, with more frequent collections.
 const defaultMemoryLimit = 100 << 20
 
+// defaultGCPercent lets the heap grow to three times what is live (Go's default: twice)
+// before a collection, within the memory limit above. The send pipeline's garbage is
+// short-lived, and collecting half as often saved 10–20 % of the CPU per message in
+// `clinicmsg bench` (B2, B3) for about 15 MB more resident memory. GOGC overrides it.
+const defaultGCPercent = 200
+
 func main() {
 	stopProfile := startCPUProfile(os.Getenv("CLINICMSG_CPUPROFILE"))
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 
 	// Never guess dev mode from the binary's path: dev mode echoes every SQL statement,
