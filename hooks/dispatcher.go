@@ -2,11 +2,14 @@ package hooks
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,22 +164,40 @@ func (d *Dispatcher) fill(ctx context.Context) {
 	}
 }
 
+// claimChannels are the channels the claim routes in its own UPDATE when it can.
+var claimChannels = []string{providers.ChannelSMS, providers.ChannelWhatsApp, providers.ChannelEmail}
+
 func (d *Dispatcher) claim(n int) ([]claimed, error) {
 	now := time.Now().UTC()
 	params := dbx.Params{"now": formatTime(now), "lease": formatTime(now.Add(d.s.cfg.Lease)), "n": n}
-	// A canceled campaign's queued messages are left for the campaign runner to cancel.
-	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}
+	// A channel whose provider does not depend on the attempt (no failover under way) is
+	// routed by the claim's own UPDATE; the others get a routing decision per message below.
+	settled := map[string]bool{}
+	var route strings.Builder
+	for i, ch := range claimChannels {
+		name, ok := d.s.Router.Settled(ch)
+		if !ok {
+			continue
+		}
+		settled[ch] = true
+		fmt.Fprintf(&route, " WHEN {:ch%d} THEN {:pr%d}", i, i)
+		params["ch"+strconv.Itoa(i)], params["pr"+strconv.Itoa(i)] = ch, name
+	}
+	setProvider := ""
+	if route.Len() > 0 {
+		setProvider = ", provider = CASE channel" + route.String() + " ELSE provider END"
+	}
+	// A canceled campaign's queued messages are left for the campaign runner to cancel. The
+	// claimed rows come back whole, so that sending them needs no second read.
+	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}` + setProvider + `
 		WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= {:now}
 			AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))
 			ORDER BY next_attempt_at LIMIT {:n})
-		RETURNING id, channel`
+		RETURNING *`
 	var out []claimed
 	err := d.s.app.RunInTransaction(func(tx core.App) error {
 		out = out[:0]
-		var rows []struct {
-			ID      string `db:"id"`
-			Channel string `db:"channel"`
-		}
+		var rows []dbx.NullStringMap
 		if err := tx.DB().NewQuery(query).Bind(params).All(&rows); err != nil {
 			return fmt.Errorf("failed to claim due messages: %w", err)
 		}
@@ -186,28 +207,33 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		// A routing decision per message: while the primary is being probed after an
 		// outage, only one message goes to it and the rest to the fallback.
 		byProvider := map[string][]any{}
-		for _, r := range rows {
-			name, _, err := d.s.Router.For(r.Channel)
+		for _, row := range rows {
+			ch := row["channel"].String
+			if settled[ch] {
+				continue
+			}
+			name, _, err := d.s.Router.For(ch)
 			if err != nil {
 				name = "" // no provider can carry it: failed below, a configuration fault
 			}
-			byProvider[name] = append(byProvider[name], r.ID)
+			byProvider[name] = append(byProvider[name], row["id"].String)
+			row["provider"] = sql.NullString{String: name, Valid: true}
 		}
 		for name, ids := range byProvider {
 			if _, err := tx.DB().Update("messages", dbx.Params{"provider": name}, dbx.In("id", ids...)).Execute(); err != nil {
 				return fmt.Errorf("failed to route claimed messages: %w", err)
 			}
 		}
-		in := make([]any, len(rows))
-		for i, r := range rows {
-			in[i] = r.ID
+		col, err := tx.FindCachedCollectionByNameOrId("messages")
+		if err != nil {
+			return fmt.Errorf("failed to load the messages collection: %w", err)
 		}
-		var recs []*core.Record
-		if err := tx.RecordQuery("messages").AndWhere(dbx.In("id", in...)).OrderBy("next_attempt_at").All(&recs); err != nil {
-			return fmt.Errorf("failed to load claimed messages: %w", err)
-		}
-		logs := make([]logEntry, 0, len(recs))
-		for _, r := range recs {
+		logs := make([]logEntry, 0, len(rows))
+		for _, row := range rows {
+			r, err := recordFromRow(col, row)
+			if err != nil {
+				return fmt.Errorf("failed to read claimed message: %w", err)
+			}
 			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now}
 			if c.provider == "" {
 				if err := d.s.failTx(tx, r, "no_provider", "no provider is configured for channel "+r.GetString("channel"), "", c.attempt, ""); err != nil {
@@ -225,6 +251,27 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// recordFromRow makes the record of a row read with plain SQL, as if it had been loaded
+// through a record query: its values are the stored ones, none of them changed.
+func recordFromRow(col *core.Collection, row dbx.NullStringMap) (*core.Record, error) {
+	rec := core.NewRecord(col)
+	for _, f := range col.Fields {
+		var raw any
+		if v, ok := row[f.GetName()]; ok && v.Valid {
+			raw = v.String
+		}
+		v, err := f.PrepareValue(rec, raw)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read field %s: %w", f.GetName(), err)
+		}
+		rec.SetRaw(f.GetName(), v)
+	}
+	if err := rec.PostScan(); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // send makes one attempt outside any transaction and writes its outcome.

@@ -3,6 +3,8 @@ package hooks
 import (
 	"errors"
 
+	"github.com/pocketbase/pocketbase/core"
+
 	"clinicmsg/providers"
 )
 
@@ -33,4 +35,18 @@ func SendOutcomeAfter(s *Service, between func(id string), receipt *providers.Re
 	}
 	s.Dispatcher.finish(c, receipt, nil, "")
 	return c.rec.Id, nil
+}
+
+// ClaimDue claims up to n due messages as the dispatcher does and returns the records the
+// sends would be made from.
+func ClaimDue(s *Service, n int) ([]*core.Record, error) {
+	batch, err := s.Dispatcher.claim(n)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]*core.Record, len(batch))
+	for i, c := range batch {
+		recs[i] = c.rec
+	}
+	return recs, nil
 }
