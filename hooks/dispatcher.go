@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,17 +186,19 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 	if route.Len() > 0 {
 		setProvider = ", provider = CASE channel" + route.String() + " ELSE provider END"
 	}
-	// A canceled campaign's queued messages are left for the campaign runner to cancel. The
-	// claimed rows come back whole, so that sending them needs no second read.
+	// A canceled campaign's queued messages are left for the campaign runner to cancel.
 	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}` + setProvider + `
 		WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= {:now}
 			AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))
 			ORDER BY next_attempt_at LIMIT {:n})
-		RETURNING *`
+		RETURNING id, channel`
 	var out []claimed
 	err := d.s.app.RunInTransaction(func(tx core.App) error {
 		out = out[:0]
-		var rows []dbx.NullStringMap
+		var rows []struct {
+			ID      string `db:"id"`
+			Channel string `db:"channel"`
+		}
 		if err := tx.DB().NewQuery(query).Bind(params).All(&rows); err != nil {
 			return fmt.Errorf("failed to claim due messages: %w", err)
 		}
@@ -207,33 +208,32 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		// A routing decision per message: while the primary is being probed after an
 		// outage, only one message goes to it and the rest to the fallback.
 		byProvider := map[string][]any{}
-		for _, row := range rows {
-			ch := row["channel"].String
-			if settled[ch] {
+		for _, r := range rows {
+			if settled[r.Channel] {
 				continue
 			}
-			name, _, err := d.s.Router.For(ch)
+			name, _, err := d.s.Router.For(r.Channel)
 			if err != nil {
 				name = "" // no provider can carry it: failed below, a configuration fault
 			}
-			byProvider[name] = append(byProvider[name], row["id"].String)
-			row["provider"] = sql.NullString{String: name, Valid: true}
+			byProvider[name] = append(byProvider[name], r.ID)
 		}
 		for name, ids := range byProvider {
 			if _, err := tx.DB().Update("messages", dbx.Params{"provider": name}, dbx.In("id", ids...)).Execute(); err != nil {
 				return fmt.Errorf("failed to route claimed messages: %w", err)
 			}
 		}
-		col, err := tx.FindCachedCollectionByNameOrId("messages")
-		if err != nil {
-			return fmt.Errorf("failed to load the messages collection: %w", err)
+		// Reading the rows again costs less than returning every column from the UPDATE.
+		in := make([]any, len(rows))
+		for i, r := range rows {
+			in[i] = r.ID
 		}
-		logs := make([]logEntry, 0, len(rows))
-		for _, row := range rows {
-			r, err := recordFromRow(col, row)
-			if err != nil {
-				return fmt.Errorf("failed to read claimed message: %w", err)
-			}
+		var recs []*core.Record
+		if err := tx.RecordQuery("messages").AndWhere(dbx.In("id", in...)).OrderBy("next_attempt_at").All(&recs); err != nil {
+			return fmt.Errorf("failed to load claimed messages: %w", err)
+		}
+		logs := make([]logEntry, 0, len(recs))
+		for _, r := range recs {
 			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now}
 			if c.provider == "" {
 				if err := d.s.failTx(tx, r, "no_provider", "no provider is configured for channel "+r.GetString("channel"), "", c.attempt, ""); err != nil {
@@ -251,27 +251,6 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// recordFromRow makes the record of a row read with plain SQL, as if it had been loaded
-// through a record query: its values are the stored ones, none of them changed.
-func recordFromRow(col *core.Collection, row dbx.NullStringMap) (*core.Record, error) {
-	rec := core.NewRecord(col)
-	for _, f := range col.Fields {
-		var raw any
-		if v, ok := row[f.GetName()]; ok && v.Valid {
-			raw = v.String
-		}
-		v, err := f.PrepareValue(rec, raw)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read field %s: %w", f.GetName(), err)
-		}
-		rec.SetRaw(f.GetName(), v)
-	}
-	if err := rec.PostScan(); err != nil {
-		return nil, err
-	}
-	return rec, nil
 }
 
 // send makes one attempt outside any transaction and writes its outcome.
