@@ -38,6 +38,23 @@ func (s *Service) persistMessage(tx core.App, rec *core.Record) error {
 	return nil
 }
 
+// persistFields writes the columns keys of rec, for a caller that knows which it changed:
+// finding them is what most of persistMessage's cost goes to (it exports every field).
+func (s *Service) persistFields(tx core.App, rec *core.Record, keys []string) error {
+	now := formatTime(time.Now().UTC())
+	set := make(dbx.Params, len(keys)+1)
+	for _, k := range keys {
+		set[k] = rec.GetRaw(k)
+	}
+	set["updated"] = now
+	if _, err := updateWhere(tx, "messages", set, dbx.Params{"id": rec.Id}); err != nil {
+		return fmt.Errorf("failed to update message %s: %w", rec.Id, err)
+	}
+	rec.Set("updated", now)
+	s.announceAfterCommit(tx, rec)
+	return nil
+}
+
 // announceAfterCommit fires PocketBase's after-update events for rec (realtime broadcast,
 // metrics) once tx commits, and never if it rolls back.
 func (s *Service) announceAfterCommit(tx core.App, rec *core.Record) {
