@@ -698,7 +698,7 @@ func (s *Service) providerMessage(rec *core.Record, claimedAt time.Time) (*provi
 	if m.Channel == providers.ChannelEmail {
 		return m, nil
 	}
-	clinic, err := s.clinicCache.get(s.app, rec.GetString("clinic"))
+	clinic, err := s.clinicCache.shared(s.app, rec.GetString("clinic"))
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the message's clinic: %w", err)
 	}
