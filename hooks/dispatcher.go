@@ -137,6 +137,7 @@ type claimed struct {
 	attempt   int
 	provider  string
 	claimedAt time.Time
+	unsent    bool // sent_at was empty when claimed
 }
 
 // fill claims as many due rows as there are free send slots and starts their sends.
@@ -234,7 +235,7 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		}
 		logs := make([]logEntry, 0, len(recs))
 		for _, r := range recs {
-			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now}
+			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now, unsent: r.GetDateTime("sent_at").IsZero()}
 			if c.provider == "" {
 				if err := d.s.failTx(tx, r, "no_provider", "no provider is configured for channel "+r.GetString("channel"), "", c.attempt, ""); err != nil {
 					return err
@@ -499,7 +500,7 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 		set["cost"] = r.Cost
 		set["currency"] = r.Currency
 	}
-	if c.rec.GetDateTime("sent_at").IsZero() {
+	if c.unsent {
 		set["sent_at"] = now.String()
 	}
 	res, err := updateWhere(tx, "messages", set, dbx.Params{"id": c.rec.Id, "status": providers.StatusSending, "attempts": c.attempt})
@@ -509,11 +510,13 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return false, err
 	}
-	rec := c.rec.Fresh()
+	// The claimed record is this attempt's own (the claim's announcement is long done), so
+	// it is brought up to date in place rather than copied; nothing above reads it but its
+	// id, so running this again after a failed group writes the same.
 	for k, v := range set {
-		rec.Set(k, v)
+		setField(c.rec, k, v)
 	}
-	s.announceAfterCommit(tx, rec)
+	s.announceAfterCommit(tx, c.rec)
 	detail := map[string]any{"attempt": c.attempt, "provider_message_id": r.ProviderMessageID}
 	if reconciled != "" {
 		detail["reconciled"] = reconciled

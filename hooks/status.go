@@ -82,7 +82,7 @@ func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusU
 	// The keys set are the columns written: a report changes a handful of a row's columns.
 	keys := make([]string, 0, 10)
 	set := func(k string, v any) {
-		rec.Set(k, v)
+		setField(rec, k, v)
 		keys = append(keys, k)
 	}
 	set("status", next)
