@@ -50,3 +50,5 @@ func ClaimDue(s *Service, n int) ([]*core.Record, error) {
 	}
 	return recs, nil
 }
+
+var LogID = logID
