@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,4 +309,33 @@ func TestClaimReturnsTheStoredRow(t *testing.T) {
 		must(t, string(got) == string(exp), "the claimed record differs from the stored row:\n%s\n%s", got, exp)
 		must(t, !rec.IsNew() && rec.Original().GetString("status") == "sending", "the claimed record must read as stored, unchanged")
 	}
+}
+
+// TestSendOutcomeRunAgainAfterAFailedGroup: the send outcome updates the claimed record in
+// place; when its group rolls back and it runs again alone, it must write the same row
+// (sent_at included) and announce it once.
+func TestSendOutcomeRunAgainAfterAFailedGroup(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	res := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": "0501230031", "body": "x"})
+	must(t, res.Status == 200, "create: %s", res.Raw)
+	var mu sync.Mutex
+	announced := 0
+	e.app.OnModelAfterUpdateSuccess("messages").BindFunc(func(ev *core.ModelEvent) error {
+		if rec, ok := ev.Model.(*core.Record); ok && rec.GetString("status") == "sent" {
+			mu.Lock()
+			announced++
+			mu.Unlock()
+		}
+		return ev.Next()
+	})
+	id, err := hooks.SendOutcomeAfterARolledBackGroup(e.svc, &providers.Receipt{ProviderMessageID: "SM-again", Segments: 1})
+	must(t, err == nil, "send: %v", err)
+	rec := e.message(id)
+	must(t, rec.GetString("status") == "sent" && rec.GetString("provider_message_id") == "SM-again" && !rec.GetDateTime("sent_at").IsZero(),
+		"expected sent with sent_at and the provider's id, got %s %q %v", rec.GetString("status"), rec.GetString("provider_message_id"), rec.GetDateTime("sent_at"))
+	must(t, slices.Equal(e.logEvents(id), []string{"created:queued", "sending:sending", "sent:sent"}), "trail: %v", e.logEvents(id))
+	mu.Lock()
+	defer mu.Unlock()
+	must(t, announced == 1, "expected the change announced once, got %d", announced)
 }
