@@ -64,7 +64,7 @@ func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessag
 		if errs[i] != nil {
 			continue
 		}
-		rec.Id = core.GenerateDefaultRandomId()
+		rec.Id = growingID()
 		first, err := s.prepareAddressed(s.app, rec, clinics[i], seen)
 		if err == nil {
 			err = s.validateFields(rec, seen)

@@ -13,6 +13,9 @@ type clinicCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
 	entries map[string]clinicEntry
+	// load lets one caller at a time read a clinic from the database: when an entry
+	// expires, every send in flight asks for it at once.
+	load sync.Mutex
 }
 
 type clinicEntry struct {
@@ -26,20 +29,41 @@ func newClinicCache(ttl time.Duration) *clinicCache {
 
 // get returns a copy of the clinic, from the cache or from app.
 func (c *clinicCache) get(app core.App, id string) (*core.Record, error) {
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < c.ttl {
-		return e.rec.Fresh(), nil
+	rec, err := c.shared(app, id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Fresh(), nil
+}
+
+// shared returns the cached clinic itself, for a caller that only reads it (a send reads
+// its sender ids); get returns a copy to change.
+func (c *clinicCache) shared(app core.App, id string) (*core.Record, error) {
+	if rec := c.cached(id); rec != nil {
+		return rec, nil
+	}
+	c.load.Lock()
+	defer c.load.Unlock()
+	if rec := c.cached(id); rec != nil {
+		return rec, nil // loaded while this caller waited
 	}
 	rec, err := app.FindRecordById("clinics", id)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.entries[id] = clinicEntry{rec: rec.Fresh(), at: time.Now()}
+	c.entries[id] = clinicEntry{rec: rec, at: time.Now()}
 	c.mu.Unlock()
 	return rec, nil
+}
+
+func (c *clinicCache) cached(id string) *core.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[id]; ok && time.Since(e.at) < c.ttl {
+		return e.rec
+	}
+	return nil
 }
 
 // forget drops a clinic that was just changed.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +137,7 @@ type claimed struct {
 	attempt   int
 	provider  string
 	claimedAt time.Time
+	unsent    bool // sent_at was empty when claimed
 }
 
 // fill claims as many due rows as there are free send slots and starts their sends.
@@ -161,11 +164,31 @@ func (d *Dispatcher) fill(ctx context.Context) {
 	}
 }
 
+// claimChannels are the channels the claim routes in its own UPDATE when it can.
+var claimChannels = []string{providers.ChannelSMS, providers.ChannelWhatsApp, providers.ChannelEmail}
+
 func (d *Dispatcher) claim(n int) ([]claimed, error) {
 	now := time.Now().UTC()
 	params := dbx.Params{"now": formatTime(now), "lease": formatTime(now.Add(d.s.cfg.Lease)), "n": n}
+	// A channel whose provider does not depend on the attempt (no failover under way) is
+	// routed by the claim's own UPDATE; the others get a routing decision per message below.
+	settled := map[string]bool{}
+	var route strings.Builder
+	for i, ch := range claimChannels {
+		name, ok := d.s.Router.Settled(ch)
+		if !ok {
+			continue
+		}
+		settled[ch] = true
+		fmt.Fprintf(&route, " WHEN {:ch%d} THEN {:pr%d}", i, i)
+		params["ch"+strconv.Itoa(i)], params["pr"+strconv.Itoa(i)] = ch, name
+	}
+	setProvider := ""
+	if route.Len() > 0 {
+		setProvider = ", provider = CASE channel" + route.String() + " ELSE provider END"
+	}
 	// A canceled campaign's queued messages are left for the campaign runner to cancel.
-	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}
+	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}` + setProvider + `
 		WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= {:now}
 			AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))
 			ORDER BY next_attempt_at LIMIT {:n})
@@ -187,6 +210,9 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		// outage, only one message goes to it and the rest to the fallback.
 		byProvider := map[string][]any{}
 		for _, r := range rows {
+			if settled[r.Channel] {
+				continue
+			}
 			name, _, err := d.s.Router.For(r.Channel)
 			if err != nil {
 				name = "" // no provider can carry it: failed below, a configuration fault
@@ -198,6 +224,7 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 				return fmt.Errorf("failed to route claimed messages: %w", err)
 			}
 		}
+		// Reading the rows again costs less than returning every column from the UPDATE.
 		in := make([]any, len(rows))
 		for i, r := range rows {
 			in[i] = r.ID
@@ -208,7 +235,7 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		}
 		logs := make([]logEntry, 0, len(recs))
 		for _, r := range recs {
-			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now}
+			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now, unsent: r.GetDateTime("sent_at").IsZero()}
 			if c.provider == "" {
 				if err := d.s.failTx(tx, r, "no_provider", "no provider is configured for channel "+r.GetString("channel"), "", c.attempt, ""); err != nil {
 					return err
@@ -473,7 +500,7 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 		set["cost"] = r.Cost
 		set["currency"] = r.Currency
 	}
-	if c.rec.GetDateTime("sent_at").IsZero() {
+	if c.unsent {
 		set["sent_at"] = now.String()
 	}
 	res, err := updateWhere(tx, "messages", set, dbx.Params{"id": c.rec.Id, "status": providers.StatusSending, "attempts": c.attempt})
@@ -483,11 +510,13 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return false, err
 	}
-	rec := c.rec.Fresh()
+	// The claimed record is this attempt's own (the claim's announcement is long done), so
+	// it is brought up to date in place rather than copied; nothing above reads it but its
+	// id, so running this again after a failed group writes the same.
 	for k, v := range set {
-		rec.Set(k, v)
+		setField(c.rec, k, v)
 	}
-	s.announceAfterCommit(tx, rec)
+	s.announceAfterCommit(tx, c.rec)
 	detail := map[string]any{"attempt": c.attempt, "provider_message_id": r.ProviderMessageID}
 	if reconciled != "" {
 		detail["reconciled"] = reconciled
@@ -672,7 +701,7 @@ func (s *Service) providerMessage(rec *core.Record, claimedAt time.Time) (*provi
 	if m.Channel == providers.ChannelEmail {
 		return m, nil
 	}
-	clinic, err := s.clinicCache.get(s.app, rec.GetString("clinic"))
+	clinic, err := s.clinicCache.shared(s.app, rec.GetString("clinic"))
 	if err != nil {
 		return nil, fmt.Errorf("failed to load the message's clinic: %w", err)
 	}

@@ -1,9 +1,11 @@
 package hooks_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,4 +281,61 @@ func TestSendOutcomeOnAMovedRow(t *testing.T) {
 	must(t, rec.GetString("status") == "delivered" && rec.GetString("provider_message_id") == "SM-late" && !rec.GetDateTime("delivered_at").IsZero(),
 		"expected delivered kept and the provider's id added, got %s %q", rec.GetString("status"), rec.GetString("provider_message_id"))
 	must(t, slices.Equal(e.logEvents(id), []string{"created:queued", "sending:sending", "status:delivered", "sent:delivered"}), "trail: %v", e.logEvents(id))
+}
+
+// TestClaimReturnsTheStoredRow: the claim's UPDATE routes the messages and returns their
+// rows; the records a send is made from must be what a fresh read of the row gives, routed
+// and unchanged.
+func TestClaimReturnsTheStoredRow(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	bodies := []map[string]any{
+		{"channel": "sms", "to": "0501230021", "body": "Your results are ready", "context": map[string]any{"a": 1}},
+		{"channel": "email", "to": "patient@example.com", "subject": "Results", "body": "Ready"},
+	}
+	for _, b := range bodies {
+		res := e.do("POST", "/api/collections/messages/records", "appA", b)
+		must(t, res.Status == 200, "create: %s", res.Raw)
+	}
+	recs, err := hooks.ClaimDue(e.svc, 10)
+	must(t, err == nil && len(recs) == len(bodies), "expected %d claimed, got %d: %v", len(bodies), len(recs), err)
+	for _, rec := range recs {
+		stored := e.message(rec.Id)
+		want := map[string]string{"sms": "mock", "email": "email"}[stored.GetString("channel")]
+		must(t, stored.GetString("status") == "sending" && stored.GetInt("attempts") == 1 && stored.GetString("provider") == want,
+			"expected sending, attempt 1, provider %s, got %s %d %q", want, stored.GetString("status"), stored.GetInt("attempts"), stored.GetString("provider"))
+		got, _ := json.Marshal(rec.PublicExport())
+		exp, _ := json.Marshal(stored.PublicExport())
+		must(t, string(got) == string(exp), "the claimed record differs from the stored row:\n%s\n%s", got, exp)
+		must(t, !rec.IsNew() && rec.Original().GetString("status") == "sending", "the claimed record must read as stored, unchanged")
+	}
+}
+
+// TestSendOutcomeRunAgainAfterAFailedGroup: the send outcome updates the claimed record in
+// place; when its group rolls back and it runs again alone, it must write the same row
+// (sent_at included) and announce it once.
+func TestSendOutcomeRunAgainAfterAFailedGroup(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Dispatcher.Stop()
+	res := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": "0501230031", "body": "x"})
+	must(t, res.Status == 200, "create: %s", res.Raw)
+	var mu sync.Mutex
+	announced := 0
+	e.app.OnModelAfterUpdateSuccess("messages").BindFunc(func(ev *core.ModelEvent) error {
+		if rec, ok := ev.Model.(*core.Record); ok && rec.GetString("status") == "sent" {
+			mu.Lock()
+			announced++
+			mu.Unlock()
+		}
+		return ev.Next()
+	})
+	id, err := hooks.SendOutcomeAfterARolledBackGroup(e.svc, &providers.Receipt{ProviderMessageID: "SM-again", Segments: 1})
+	must(t, err == nil, "send: %v", err)
+	rec := e.message(id)
+	must(t, rec.GetString("status") == "sent" && rec.GetString("provider_message_id") == "SM-again" && !rec.GetDateTime("sent_at").IsZero(),
+		"expected sent with sent_at and the provider's id, got %s %q %v", rec.GetString("status"), rec.GetString("provider_message_id"), rec.GetDateTime("sent_at"))
+	must(t, slices.Equal(e.logEvents(id), []string{"created:queued", "sending:sending", "sent:sent"}), "trail: %v", e.logEvents(id))
+	mu.Lock()
+	defer mu.Unlock()
+	must(t, announced == 1, "expected the change announced once, got %d", announced)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pocketbase/pocketbase/core"
+
 	"clinicmsg/providers"
 )
 
@@ -64,4 +66,46 @@ func BulkLookups() map[string]string {
 	}
 	out["messages.idempotency"] = takenKeysQuery
 	return out
+}
+
+// ClaimDue claims up to n due messages as the dispatcher does and returns the records the
+// sends would be made from.
+func ClaimDue(s *Service, n int) ([]*core.Record, error) {
+	batch, err := s.Dispatcher.claim(n)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]*core.Record, len(batch))
+	for i, c := range batch {
+		recs[i] = c.rec
+	}
+	return recs, nil
+}
+
+var GrowingID = growingID
+
+// SendOutcomeAfterARolledBackGroup claims the next due message and writes a successful
+// send outcome for it first in a group that then fails (and rolls back), then again on its
+// own, as the writer does when one op of a group fails. It returns the message id.
+func SendOutcomeAfterARolledBackGroup(s *Service, receipt *providers.Receipt) (string, error) {
+	batch, err := s.Dispatcher.claim(1)
+	if err != nil {
+		return "", err
+	}
+	if len(batch) != 1 {
+		return "", errors.New("nothing was due")
+	}
+	c := batch[0]
+	failed := errors.New("a neighbour failed")
+	err = s.app.RunInTransaction(func(tx core.App) error {
+		if done, err := s.markSentLeased(tx, c, receipt, ""); !done || err != nil {
+			return errors.Join(errors.New("the outcome was not written in the group"), err)
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		return "", err
+	}
+	s.Dispatcher.finish(c, receipt, nil, "")
+	return c.rec.Id, nil
 }

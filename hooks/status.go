@@ -79,38 +79,44 @@ func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusU
 			at = dt
 		}
 	}
-	rec.Set("status", next)
+	// The keys set are the columns written: a report changes a handful of a row's columns.
+	keys := make([]string, 0, 10)
+	set := func(k string, v any) {
+		setField(rec, k, v)
+		keys = append(keys, k)
+	}
+	set("status", next)
 	if rec.GetString("provider_message_id") == "" && u.ProviderMessageID != "" {
-		rec.Set("provider_message_id", u.ProviderMessageID)
+		set("provider_message_id", u.ProviderMessageID)
 	}
 	if rec.GetString("provider") == "" && provider != "" {
-		rec.Set("provider", provider)
+		set("provider", provider)
 	}
 	if rec.GetDateTime("sent_at").IsZero() {
-		rec.Set("sent_at", at)
+		set("sent_at", at)
 	}
 	switch next {
 	case providers.StatusDelivered:
-		rec.Set("delivered_at", at)
+		set("delivered_at", at)
 	case providers.StatusRead:
-		rec.Set("read_at", at)
+		set("read_at", at)
 		if rec.GetDateTime("delivered_at").IsZero() {
-			rec.Set("delivered_at", at)
+			set("delivered_at", at)
 		}
 	case providers.StatusFailed, providers.StatusUndelivered:
-		rec.Set("error_code", u.ErrorCode)
-		rec.Set("error_message", truncate(u.ErrorMessage, 1000))
-		rec.Set("status_reason", "reported "+next+" by "+provider)
+		set("error_code", u.ErrorCode)
+		set("error_message", truncate(u.ErrorMessage, 1000))
+		set("status_reason", "reported "+next+" by "+provider)
 	}
-	rec.Set("next_attempt_at", "")
+	set("next_attempt_at", "")
 	if u.Segments > 0 {
-		rec.Set("segments", u.Segments)
+		set("segments", u.Segments)
 	}
 	if u.Cost > 0 {
-		rec.Set("cost", u.Cost)
-		rec.Set("currency", u.Currency)
+		set("cost", u.Cost)
+		set("currency", u.Currency)
 	}
-	if err := s.persistMessage(tx, rec); err != nil {
+	if err := s.persistFields(tx, rec, keys); err != nil {
 		return false, fmt.Errorf("failed to save reported status: %w", err)
 	}
 	if provider == "twilio" && u.ErrorCode == providers.TwilioCodeOptedOut {

@@ -116,6 +116,22 @@ func (r *Router) For(channel string) (string, Provider, error) {
 	return rt.Primary, r.providers[rt.Primary], nil
 }
 
+// Settled returns the provider that carries every attempt on channel for now, when the
+// choice does not depend on the attempt: the channel has no fallback, or its primary's
+// breaker is closed. It reports false while the primary is failing over or being probed
+// (For then decides attempt by attempt) and for an unrouted channel. Unlike For, it never
+// takes the one probe of a half-open breaker.
+func (r *Router) Settled(channel string) (string, bool) {
+	rt, ok := r.routes[channel]
+	if !ok {
+		return "", false
+	}
+	if rt.Fallback != "" && r.breakers[rt.Primary].open() {
+		return "", false
+	}
+	return rt.Primary, true
+}
+
 // Provider returns the provider registered under name.
 func (r *Router) Provider(name string) (Provider, bool) {
 	p, ok := r.providers[name]

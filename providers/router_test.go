@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestRouter(t *testing.T) {
@@ -29,6 +30,53 @@ func TestRouter(t *testing.T) {
 		}
 	}()
 	r.Register("mock", &Mock{})
+}
+
+func TestSettledRoute(t *testing.T) {
+	now := time.Unix(0, 0)
+	r := NewRouter()
+	r.now = func() time.Time { return now }
+	r.FailureThreshold, r.Cooldown = 2, time.Minute
+	r.Register("a", &Mock{})
+	r.Register("b", &Mock{})
+	if err := r.SetRoute(ChannelSMS, Route{Primary: "a", Fallback: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetRoute(ChannelWhatsApp, Route{Primary: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	scenarios := []struct {
+		name    string
+		step    func()
+		channel string
+		want    string
+		ok      bool
+	}{
+		{"a closed breaker settles on the primary", nil, ChannelSMS, "a", true},
+		{"an unrouted channel is not settled", nil, ChannelEmail, "", false},
+		{"an open breaker with a fallback is not settled", func() { r.Report("a", ErrRetryable); r.Report("a", ErrRetryable) }, ChannelSMS, "", false},
+		{"an open breaker without a fallback stays on the primary", nil, ChannelWhatsApp, "a", true},
+		{"a half-open breaker is not settled, and asking takes no probe", func() { now = now.Add(2 * time.Minute) }, ChannelSMS, "", false},
+		{"the probe is still there for For", nil, "", "", false},
+		{"a successful probe settles on the primary again", func() { r.Report("a", nil) }, ChannelSMS, "a", true},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			if s.step != nil {
+				s.step()
+			}
+			if s.channel == "" {
+				if name, _, err := r.For(ChannelSMS); err != nil || name != "a" {
+					t.Fatalf("expected the probe to go to a, got %q %v", name, err)
+				}
+				return
+			}
+			name, ok := r.Settled(s.channel)
+			if name != s.want || ok != s.ok {
+				t.Fatalf("expected %q %v, got %q %v", s.want, s.ok, name, ok)
+			}
+		})
+	}
 }
 
 func TestErrorClasses(t *testing.T) {
