@@ -95,7 +95,7 @@ func (r *runner) b3() error {
 		return err
 	}
 
-	cpu0 := a.cpuTime()
+	cpu0, self0 := a.cpuTime(), selfCPU()
 	start := time.Now()
 	created := phase{items: n}
 	if viaAPI {
@@ -108,7 +108,7 @@ func (r *runner) b3() error {
 	for car.acked.Load() < int64(n) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	cpu := a.cpuTime() - cpu0
+	cpu, self := a.cpuTime()-cpu0, selfCPU()-self0
 	car.mu.Lock()
 	first, last := car.firstSend, car.lastAck
 	acks := make([]time.Time, 0, len(car.ackAt))
@@ -172,6 +172,7 @@ func (r *runner) b3() error {
 		res.Name, res.Title = "B3/api", strings.Replace(res.Title, "queued → delivered", "created → delivered", 1)
 	}
 	cpuOf(&res, cpu, elapsed, acked)
+	res.shareOfCores(self, acked)
 	res.judge(rate >= 1500 && res.Ratio >= 0.75 && lost == 0 && dups == 0 && notDelivered == 0)
 	if acked < n {
 		res.note("INCOMPLETE: %d of %d delivered when the bench stopped waiting (--b3-timeout %v); %d still queued or sending; the rate is over the wait", acked, n, r.o.b3Timeout, pending)
@@ -258,12 +259,12 @@ func (r *runner) b4() error {
 	if err != nil {
 		return err
 	}
-	cpu0, hits0 := a.cpuTime(), hits.Load()
+	cpu0, self0, hits0 := a.cpuTime(), selfCPU(), hits.Load()
 	deadline := started.Add(r.o.b4Timeout)
 	for hits.Load() < int64(n) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	cpu, sendsInWindow := a.cpuTime()-cpu0, hits.Load()-hits0
+	cpu, self, sendsInWindow := a.cpuTime()-cpu0, selfCPU()-self0, hits.Load()-hits0
 	// The appliance then records each result; wait until every message says "sent".
 	c := &client{base: a.base, hc: newHTTPClient(2)}
 	var sentAll time.Duration
@@ -317,6 +318,7 @@ func (r *runner) b4() error {
 	if sendsInWindow > 0 {
 		res.CPUPerItemUs = roundTo(float64(cpu.Microseconds())/float64(sendsInWindow), 1)
 		res.CPUCores = roundTo(cpu.Seconds()/last.Sub(first).Seconds(), 2)
+		res.shareOfCores(self, int(sendsInWindow))
 	}
 	res.judge(rate >= 8000)
 	if pending > 0 {
