@@ -11,8 +11,8 @@ import (
 
 // Reads on the create path (a request's preferences and duplicate-window messages) run for
 // every request, and parsing their SQL cost as much as running it. These statements are
-// prepared once per database and take their value lists as one JSON array (json_each), so
-// that one text serves any number of values.
+// prepared once per database; they take one value, or a list of them as one JSON array
+// (json_each), so that a few texts serve any number of values.
 
 // preparedRead is a statement prepared on one database handle; a handle replaced (a restore
 // reopens the database) is prepared on again.
