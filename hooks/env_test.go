@@ -278,6 +278,12 @@ func (e *env) do(method, path, who string, body any) response {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return e.roundTrip(req, who)
+}
+
+// roundTrip sends req as who (no token for "") and reads the JSON answer.
+func (e *env) roundTrip(req *http.Request, who string) response {
+	e.t.Helper()
 	req.Header.Set("User-Agent", "clinicmsg-test/1.0")
 	if who != "" {
 		req.Header.Set("Authorization", e.tokens[who])
@@ -312,17 +318,7 @@ func (e *env) doForm(path, who string, body any) response {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("User-Agent", "clinicmsg-test/1.0")
-	req.Header.Set("Authorization", e.tokens[who])
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := response{Status: res.StatusCode, Raw: string(raw)}
-	_ = json.Unmarshal(raw, &out.Body)
-	return out
+	return e.roundTrip(req, who)
 }
 
 // seedQueued stores n SMS messages of Clinic A, each to its own number, in one transaction

@@ -23,14 +23,10 @@ func NewDispatcherForBench(s *Service) *Dispatcher {
 // delivery report overtaking the provider's answer, say), and then writes a successful
 // send outcome with receipt. It returns the message id.
 func SendOutcomeAfter(s *Service, between func(id string), receipt *providers.Receipt) (string, error) {
-	batch, err := s.Dispatcher.claim(1)
+	c, err := claimOne(s)
 	if err != nil {
 		return "", err
 	}
-	if len(batch) != 1 {
-		return "", errors.New("nothing was due")
-	}
-	c := batch[0]
 	if between != nil {
 		between(c.rec.Id)
 	}
@@ -88,14 +84,10 @@ var GrowingID = growingID
 // send outcome for it first in a group that then fails (and rolls back), then again on its
 // own, as the writer does when one op of a group fails. It returns the message id.
 func SendOutcomeAfterARolledBackGroup(s *Service, receipt *providers.Receipt) (string, error) {
-	batch, err := s.Dispatcher.claim(1)
+	c, err := claimOne(s)
 	if err != nil {
 		return "", err
 	}
-	if len(batch) != 1 {
-		return "", errors.New("nothing was due")
-	}
-	c := batch[0]
 	failed := errors.New("a neighbour failed")
 	err = s.app.RunInTransaction(func(tx core.App) error {
 		if done, err := s.markSentLeased(tx, c, receipt, ""); !done || err != nil {
@@ -108,4 +100,16 @@ func SendOutcomeAfterARolledBackGroup(s *Service, receipt *providers.Receipt) (s
 	}
 	s.Dispatcher.finish(c, receipt, nil, "")
 	return c.rec.Id, nil
+}
+
+// claimOne claims the next due message as the dispatcher does.
+func claimOne(s *Service) (claimed, error) {
+	batch, err := s.Dispatcher.claim(1)
+	if err != nil {
+		return claimed{}, err
+	}
+	if len(batch) != 1 {
+		return claimed{}, errors.New("nothing was due")
+	}
+	return batch[0], nil
 }
