@@ -75,15 +75,12 @@ func (r *runner) b3() error {
 	if err != nil {
 		return err
 	}
-	car, err := newCarrier(f, "http://"+addr, r.callbackDelay, r.o.callbackWorkers)
-	if err != nil {
-		return err
-	}
+	car := newCarrier(f, "http://"+addr, r.callbackDelay, r.o.callbackWorkers)
 	var prepare func(string) error
 	if !viaAPI {
 		prepare = func(dir string) error { return seedQueued(dir, r.fx.clinicID, n) }
 	}
-	a, err := r.child("B3", addr, prepare, twilioEnv(f, car.srv.URL, addr, inflight)...)
+	a, err := r.child("B3", addr, prepare, twilioEnv(f, f.URL, addr, inflight)...)
 	if err != nil {
 		car.close(0)
 		return err

@@ -52,6 +52,7 @@ type Twilio struct {
 	autoDelay     time.Duration
 	outcomes      map[string]twilioOutcome
 	callbacks     *http.Client
+	onCreated     func(sid string, arrived time.Time)
 }
 
 // TwilioMessage is a message the fake accepted, as Twilio stores it.
@@ -123,6 +124,15 @@ func (f *Twilio) SetAccountStatus(status string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.accountStatus = status
+}
+
+// OnCreated makes fn run for every message the fake accepts, with the time its request
+// arrived, once the answer is written: a load generator schedules its own delivery reports
+// with it.
+func (f *Twilio) OnCreated(fn func(sid string, arrived time.Time)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onCreated = fn
 }
 
 // SetAutoCallbacks makes the fake act out each accepted message that has a StatusCallback:
@@ -210,7 +220,7 @@ var (
 )
 
 func (f *Twilio) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	f.record(r)
+	arrived := f.record(r).At
 	send := r.Method == http.MethodPost && twilioPathMessages.MatchString(r.URL.Path)
 	to := ""
 	if send {
@@ -239,7 +249,7 @@ func (f *Twilio) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		switch r.Method {
 		case http.MethodPost:
-			f.create(w, r)
+			f.create(w, r, arrived)
 		case http.MethodGet:
 			f.list(w, r)
 		default:
@@ -379,7 +389,7 @@ func (f *Twilio) actOut(sid string, delay time.Duration, out twilioOutcome) {
 	}
 }
 
-func (f *Twilio) create(w http.ResponseWriter, r *http.Request) {
+func (f *Twilio) create(w http.ResponseWriter, r *http.Request, arrived time.Time) {
 	m, fault := f.validate(r)
 	if fault != nil {
 		writeTwilioError(w, fault.code, fault.detail)
@@ -388,8 +398,12 @@ func (f *Twilio) create(w http.ResponseWriter, r *http.Request) {
 	first := f.store(m)
 	f.mu.Lock()
 	body, _ := json.Marshal(f.messageJSON(first))
+	onCreated := f.onCreated
 	f.mu.Unlock()
 	writeJSON(w, http.StatusCreated, body)
+	if onCreated != nil {
+		onCreated(first.Sid, arrived)
+	}
 }
 
 // list answers GET Messages.json with Twilio's filters (To, From, DateSent, DateSent<,

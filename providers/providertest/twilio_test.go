@@ -349,3 +349,38 @@ func TestTwilioScripting(t *testing.T) {
 		}
 	})
 }
+
+// OnCreated hears of each accepted message, with the time its request arrived (before the
+// scripted latency), and of no refused one.
+func TestTwilioOnCreated(t *testing.T) {
+	f := providertest.NewTwilio(t)
+	f.SetLatency(50 * time.Millisecond)
+	type heard struct {
+		sid     string
+		arrived time.Time
+	}
+	got := make(chan heard, 4)
+	f.OnCreated(func(sid string, arrived time.Time) { got <- heard{sid, arrived} })
+	path := "/2010-04-01/Accounts/" + f.AccountSID + "/Messages.json"
+	before := time.Now()
+	code, body := twilioDo(t, f, "POST", path, url.Values{"To": {"+966501234567"}, "From": {"+15005550006"}, "Body": {"hi"}}, false)
+	if code != http.StatusCreated {
+		t.Fatalf("expected 201, got %d", code)
+	}
+	answered := time.Now()
+	h := <-got
+	// The 50 ms latency is spent after the request arrived.
+	if h.sid != body["sid"] || h.arrived.Before(before) || h.arrived.After(answered.Add(-50*time.Millisecond)) {
+		t.Fatalf("expected %v arriving between %v and 50 ms before %v, got %+v", body["sid"], before, answered, h)
+	}
+	if code, _ := twilioDo(t, f, "POST", path, url.Values{"To": {"12"}, "From": {"+15005550006"}, "Body": {"hi"}}, false); code != http.StatusBadRequest {
+		t.Fatalf("expected 400 for a bad number, got %d", code)
+	}
+	f.OnCreated(nil)
+	twilioDo(t, f, "POST", path, url.Values{"To": {"+966501234568"}, "From": {"+15005550006"}, "Body": {"hi"}}, false)
+	select {
+	case h := <-got:
+		t.Fatalf("expected nothing after a refusal or once unset, got %+v", h)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
