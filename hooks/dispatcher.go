@@ -256,10 +256,17 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 
 // send makes one attempt outside any transaction and writes its outcome.
 func (d *Dispatcher) send(c claimed) {
+	slotHeld := true
+	freeSlot := func() {
+		if slotHeld {
+			slotHeld = false
+			d.busy.Add(-1)
+			d.Wake()
+		}
+	}
 	defer func() {
-		d.busy.Add(-1)
+		freeSlot()
 		d.inflight.Done()
-		d.Wake()
 	}()
 	defer func() {
 		if r := recover(); r != nil {
@@ -319,6 +326,10 @@ func (d *Dispatcher) send(c claimed) {
 	if err != nil && providers.ClassOf(err) == providers.ErrUnknown {
 		receipt, err, reconciled = d.reconcile(p, msg, err)
 	}
+	// The slot bounds the requests open at the provider: once it has answered, the next
+	// message may go while this one's outcome waits for its group commit (the lease
+	// still holds the row, and a stop still waits for the outcome).
+	freeSlot()
 	d.finish(c, receipt, err, reconciled)
 }
 
