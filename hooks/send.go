@@ -30,11 +30,27 @@ type sendItem struct {
 // (bulk.go), and the answer comes after that commit, so every 2xx item is durable.
 func (s *Service) handleSend(e *core.RequestEvent) error {
 	skipSuccessLog(e)
-	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, 16<<20))
+	raw, err := readSendBody(e)
 	if err != nil {
-		return e.BadRequestError("Failed to read the request body.", err)
+		return err
 	}
 	return s.send(e, bytes.TrimSpace(raw))
+}
+
+// maxSendBody bounds a send request's body: 1,000 messages of the largest WhatsApp text.
+const maxSendBody = 16 << 20
+
+// readSendBody reads a send or message-create body; one over maxSendBody is a 413 that
+// says so, not a JSON error about a body cut short.
+func readSendBody(e *core.RequestEvent) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, maxSendBody+1))
+	if err != nil {
+		return nil, e.BadRequestError("Failed to read the request body.", err)
+	}
+	if len(raw) > maxSendBody {
+		return nil, e.Error(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes; send at most %d messages per request.", maxSendBody, maxSendBatch), nil)
+	}
+	return raw, nil
 }
 
 // createMessagePath is PocketBase's record create of a message.
@@ -57,9 +73,9 @@ func (s *Service) fastCreate(e *core.RequestEvent) error {
 	if mt, _, _ := mime.ParseMediaType(e.Request.Header.Get("Content-Type")); mt != "application/json" {
 		return e.Next()
 	}
-	raw, err := io.ReadAll(io.LimitReader(e.Request.Body, 16<<20))
+	raw, err := readSendBody(e)
 	if err != nil {
-		return e.BadRequestError("Failed to read the request body.", err)
+		return err
 	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {

@@ -25,6 +25,16 @@ func TestSendRoute(t *testing.T) {
 		must(t, bad.Status == 400 && slices.Equal(bad.errorFields(), []string{"to"}), "expected 400 naming to: %s", bad.Raw)
 	})
 
+	t.Run("an oversized body is a 413 and stores nothing", func(t *testing.T) {
+		before := e.countMessages("")
+		huge := map[string]any{"channel": "sms", "to": "0501234567", "body": strings.Repeat("x", 17<<20)}
+		for _, path := range []string{"/api/clinicmsg/send", "/api/collections/messages/records"} {
+			res := e.do("POST", path, "appA", huge)
+			must(t, res.Status == 413 && strings.Contains(res.Raw, "larger than"), "%s: expected 413, got %d %.200s", path, res.Status, res.Raw)
+		}
+		must(t, e.countMessages("") == before, "nothing may be stored")
+	})
+
 	t.Run("an array answers per message", func(t *testing.T) {
 		before := e.countMessages("")
 		batch := []map[string]any{}
