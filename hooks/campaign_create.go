@@ -29,52 +29,50 @@ const (
 // recipientParts is a campaign's recipient list as campaign_recipients stores it: JSON
 // arrays of recipientsPerPart recipients. err is the first recipient that is not one.
 type recipientParts struct {
-	parts [][]byte
-	count int
-	err   error
+	parts   [][]byte
+	count   int
+	err     error
+	pending []recipient // the part being filled
 }
 
 // add appends one recipient, encoding a part once it is full. Past maxRecipients only the
 // count goes on, so that an oversized list is refused without being held.
-func (p *recipientParts) add(r recipient, pending *[]recipient) error {
+func (p *recipientParts) add(r recipient) error {
 	p.count++
 	if p.count > maxRecipients {
-		*pending = nil
+		p.pending = nil
 		return nil
 	}
-	*pending = append(*pending, r)
-	if len(*pending) == recipientsPerPart {
-		return p.flush(pending)
+	p.pending = append(p.pending, r)
+	if len(p.pending) == recipientsPerPart {
+		return p.flush()
 	}
 	return nil
 }
 
-func (p *recipientParts) flush(pending *[]recipient) error {
-	if len(*pending) == 0 {
+// flush encodes the part being filled.
+func (p *recipientParts) flush() error {
+	if len(p.pending) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(*pending)
+	b, err := json.Marshal(p.pending)
 	if err != nil {
 		return fmt.Errorf("failed to encode recipients: %w", err)
 	}
 	p.parts = append(p.parts, b)
-	*pending = (*pending)[:0]
+	p.pending = p.pending[:0]
 	return nil
 }
 
 // partsOf encodes a parsed list.
 func partsOf(list []recipient) (*recipientParts, error) {
 	p := &recipientParts{}
-	var pending []recipient
 	for _, r := range list {
-		if err := p.add(r, &pending); err != nil {
+		if err := p.add(r); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.flush(&pending); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return p, p.flush()
 }
 
 // streamCampaignCreate takes the recipient list out of a signed-in caller's JSON campaign
@@ -189,7 +187,6 @@ func readRecipients(dec *json.Decoder) (*recipientParts, error) {
 		return nil, err
 	}
 	list := &recipientParts{}
-	var pending []recipient
 	for i := 0; dec.More(); i++ {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -203,15 +200,12 @@ func readRecipients(dec *json.Decoder) (*recipientParts, error) {
 			list.err = err
 			continue
 		}
-		if err := list.add(r, &pending); err != nil {
+		if err := list.add(r); err != nil {
 			return nil, err
 		}
 	}
 	if _, err := dec.Token(); err != nil { // ']'
 		return nil, err
 	}
-	if err := list.flush(&pending); err != nil {
-		return nil, err
-	}
-	return list, nil
+	return list, list.flush()
 }
