@@ -299,6 +299,35 @@ func (e *env) roundTrip(req *http.Request, who string) response {
 	return out
 }
 
+// requestLog waits (PocketBase writes its request log in batches, every few seconds) until
+// the log holds at least n entries whose URL contains one of paths, or 10 s have passed,
+// and returns them as "status url", oldest first. The log must have been turned on.
+func (e *env) requestLog(n int, paths ...string) []string {
+	e.t.Helper()
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); len(got) < n && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		got = nil
+		var rows []string
+		if err := e.app.AuxDB().NewQuery("SELECT data FROM _logs ORDER BY created").Column(&rows); err != nil {
+			e.t.Fatalf("failed to read the request log: %v", err)
+		}
+		for _, r := range rows {
+			var d struct {
+				URL    string `json:"url"`
+				Status int    `json:"status"`
+			}
+			_ = json.Unmarshal([]byte(r), &d)
+			for _, p := range paths {
+				if strings.Contains(d.URL, p) {
+					got = append(got, fmt.Sprint(d.Status, " ", d.URL))
+					break
+				}
+			}
+		}
+	}
+	return got
+}
+
 // doForm creates a record with a multipart form (as the admin UI does), its fields in
 // PocketBase's @jsonPayload part.
 func (e *env) doForm(path, who string, body any) response {
