@@ -56,6 +56,13 @@ func TestSendRoute(t *testing.T) {
 			must(t, got == w, "item %d: expected %v, got %v (%v)", i, w, got, items[i])
 		}
 		must(t, e.countMessages("")-before == 5, "expected 5 stored messages, got %d", e.countMessages("")-before)
+		// Ids grow, so that each insert appends to the id index (persist.go, growingID).
+		prev := ""
+		for i := range 5 {
+			id := items[i].(map[string]any)["body"].(map[string]any)["id"].(string)
+			must(t, len(id) == 15 && id > prev, "item %d: expected an id after %q, got %q", i, prev, id)
+			prev = id
+		}
 	})
 
 	t.Run("limits and access", func(t *testing.T) {
