@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"clinicmsg/internal/store"
+
 	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/types"
@@ -74,7 +76,7 @@ func (a *AppEvents) Start() {
 
 func (a *AppEvents) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
-		due, err := a.s.app.FindRecordsByFilter("app_events", "status = 'pending' && next_attempt_at <= {:now}", "next_attempt_at", 50, 0, dbx.Params{"now": formatTime(time.Now().UTC())})
+		due, err := a.s.app.FindRecordsByFilter("app_events", "status = 'pending' && next_attempt_at <= {:now}", "next_attempt_at", 50, 0, dbx.Params{"now": store.FormatTime(time.Now().UTC())})
 		if err != nil {
 			a.s.app.Logger().Error("failed to find app events to deliver", "error", err)
 			return

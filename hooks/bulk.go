@@ -17,6 +17,7 @@ import (
 	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/pocketbase/pocketbase/tools/types"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 )
 
@@ -33,7 +34,7 @@ import (
 type newMessage struct {
 	rec  *core.Record
 	data map[string]any // the record's columns, created and updated stamped at insert
-	log  []any          // the first audit row (logColumns), created stamped at insert
+	log  []any          // the first audit row (store.LogColumns), created stamped at insert
 }
 
 // prepareNew checks and renders recs for a bulk create, exactly as a record create would,
@@ -64,7 +65,7 @@ func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessag
 		if errs[i] != nil {
 			continue
 		}
-		rec.Id = growingID()
+		rec.Id = store.GrowingID()
 		first, err := s.prepareAddressed(s.app, rec, clinics[i], seen)
 		if err == nil {
 			err = s.validateFields(rec, seen)
@@ -77,7 +78,7 @@ func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessag
 		first.Message = rec.Id
 		m := &newMessage{rec: rec}
 		if m.data, err = rec.DBExport(s.app); err == nil {
-			m.log, err = logRow(first)
+			m.log, err = store.LogRow(first)
 		}
 		if err != nil {
 			errs[i] = fmt.Errorf("failed to export message: %w", err)
@@ -161,11 +162,8 @@ func (s *Service) insertMessages(tx core.App, msgs []*newMessage) (map[int]error
 		m.log[len(m.log)-1] = stamp
 		logs[i] = m.log
 	}
-	if err := insertRows(tx, "messages", columns, values); err != nil {
+	if err := store.InsertMessages(tx, columns, values, logs); err != nil {
 		return nil, err
-	}
-	if err := insertRows(tx, "message_logs", logColumns, logs); err != nil {
-		return nil, fmt.Errorf("failed to write message log: %w", err)
 	}
 	s.announceCreatedAfterCommit(tx, rows)
 	return refused, nil
@@ -198,7 +196,7 @@ func takenKeys(tx core.App, msgs []*newMessage) (map[int]error, error) {
 		}
 		// The keys as one JSON array: a statement with a placeholder per key costs more to
 		// parse than the lookup takes.
-		err = cachedQuery(tx, takenKeysQuery).Bind(dbx.Params{"clinic": clinic, "keys": values}).All(&found)
+		err = store.CachedQuery(tx, takenKeysQuery).Bind(dbx.Params{"clinic": clinic, "keys": values}).All(&found)
 		if err != nil {
 			return nil, fmt.Errorf("failed to check idempotency keys: %w", err)
 		}
@@ -214,7 +212,7 @@ func takenKeys(tx core.App, msgs []*newMessage) (map[int]error, error) {
 // announceCreatedAfterCommit fires PocketBase's after-create events for each message
 // (realtime broadcast, the dispatcher's wake-up) once tx commits, and never if it rolls back.
 func (s *Service) announceCreatedAfterCommit(tx core.App, rows []*newMessage) {
-	afterCommit(tx, func() {
+	store.AfterCommit(tx, func() {
 		for _, m := range rows {
 			m.rec.MarkAsNotNew()
 			ev := &core.ModelEvent{App: s.app, Context: context.Background(), Type: core.ModelEventTypeCreate, Model: m.rec}
@@ -234,8 +232,9 @@ type batchSeen struct {
 	campaigns map[string]string // campaign id → its clinic
 	window    time.Duration
 
-	prefs       map[string]*core.Record // clinic + patient id or address → preferences
-	prefsLoaded map[string]bool         // clinics whose preferences prefs holds
+	prefsByPatient map[string]*core.Record   // clinic + patient id → preferences
+	prefsByContact map[string][]*core.Record // clinic + phone or email → preferences
+	prefsLoaded    map[string]bool           // clinics whose preferences are loaded
 
 	recent       map[string][]recentMessage // clinic + address or patient id → messages in the duplicate window
 	recentLoaded map[string]bool            // clinics whose window recent holds
@@ -252,8 +251,9 @@ func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []er
 	if b == nil {
 		return nil
 	}
-	if b.prefs == nil {
-		b.prefs = map[string]*core.Record{}
+	if b.prefsLoaded == nil {
+		b.prefsByPatient = map[string]*core.Record{}
+		b.prefsByContact = map[string][]*core.Record{}
 		b.prefsLoaded = map[string]bool{}
 	}
 	return lookupByClinic(recs, errs, func(rec *core.Record) map[string]string {
@@ -279,13 +279,19 @@ func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []er
 		if err != nil {
 			return fmt.Errorf("failed to look up preferences: %w", err)
 		}
+		seen := map[string]bool{} // a preference found by two columns is kept once
 		for _, p := range found {
+			if seen[p.Id] {
+				continue
+			}
+			seen[p.Id] = true
 			if id := p.GetString("patient_id"); id != "" {
-				b.prefs[clinic+"\x00p\x00"+id] = p
+				b.prefsByPatient[clinic+"\x00"+id] = p
 			}
 			for _, c := range []string{p.GetString("phone"), p.GetString("email")} {
-				if k := clinic + "\x00c\x00" + c; c != "" && b.prefs[k] == nil {
-					b.prefs[k] = p
+				if c != "" {
+					k := clinic + "\x00" + c
+					b.prefsByContact[k] = append(b.prefsByContact[k], p)
 				}
 			}
 		}
@@ -359,23 +365,28 @@ func unionQuery(cols []columnValues, part func(column string, n int) string, cli
 	return strings.Join(texts, " UNION ALL "), args, nil
 }
 
-// preference answers from the preferences loaded for the request: the patient's by id,
-// else by the address the message goes to. found is false when nothing was loaded for the
-// clinic, and the caller must look in the database.
-func (b *batchSeen) preference(clinic, patientID, channel, to string) (pref *core.Record, found bool) {
+// preferences answers from the preferences loaded for the request, as findPreferences
+// does: the patient's own by id first, then every one matching the address the message
+// goes to. found is false when nothing was loaded for the clinic, and the caller must look
+// in the database.
+func (b *batchSeen) preferences(clinic, patientID, channel, to string) (prefs []*core.Record, found bool) {
 	if b == nil || !b.prefsLoaded[clinic] {
 		return nil, false
 	}
+	var own *core.Record
 	if patientID != "" {
-		if p := b.prefs[clinic+"\x00p\x00"+patientID]; p != nil {
-			return p, true
+		if own = b.prefsByPatient[clinic+"\x00"+patientID]; own != nil {
+			prefs = append(prefs, own)
 		}
 	}
-	p := b.prefs[clinic+"\x00c\x00"+to]
-	if p != nil && (channel == providers.ChannelEmail) != (p.GetString("email") == to) {
-		p = nil // a phone number never matches an email address, nor the other way round
+	for _, p := range b.prefsByContact[clinic+"\x00"+to] {
+		// A phone number never matches an email address, nor the other way round.
+		if p == own || (channel == providers.ChannelEmail) != (p.GetString("email") == to) {
+			continue
+		}
+		prefs = append(prefs, p)
 	}
-	return p, true
+	return prefs, true
 }
 
 // recentMessage is a message the duplicate guard compares new ones with.
@@ -400,7 +411,7 @@ func (b *batchSeen) loadRecent(app core.App, recs []*core.Record, errs []error) 
 		b.recent = map[string][]recentMessage{}
 		b.recentLoaded = map[string]bool{}
 	}
-	since := formatTime(time.Now().UTC().Add(-b.window))
+	since := store.FormatTime(time.Now().UTC().Add(-b.window))
 	return lookupByClinic(recs, errs, func(rec *core.Record) map[string]string {
 		if len(b.guardKeys(rec)) == 0 {
 			return nil

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -251,7 +252,7 @@ func (c *Campaigns) Start() {
 // canceled ones, and refreshes every active campaign's counters.
 func (c *Campaigns) RunOnce(ctx context.Context) error {
 	app := c.s.app
-	now := formatTime(time.Now().UTC())
+	now := store.FormatTime(time.Now().UTC())
 	due, err := app.FindRecordsByFilter("campaigns", "status = 'scheduled' && send_at <= {:now}", "send_at", 100, 0, dbx.Params{"now": now})
 	if err != nil {
 		return fmt.Errorf("failed to find due campaigns: %w", err)
@@ -462,7 +463,7 @@ func (c *Campaigns) storeBatch(b *fanBatch, result *campaignResult) error {
 			return err
 		}
 		// The checkpoint alone: saving the record would re-validate it with every batch.
-		_, err = tx.DB().Update("campaigns", dbx.Params{"cursor": b.end, "result": string(resultJSON), "updated": formatTime(time.Now().UTC())}, dbx.HashExp{"id": b.id}).Execute()
+		_, err = tx.DB().Update("campaigns", dbx.Params{"cursor": b.end, "result": string(resultJSON), "updated": store.FormatTime(time.Now().UTC())}, dbx.HashExp{"id": b.id}).Execute()
 		if err != nil {
 			return fmt.Errorf("failed to checkpoint campaign %s: %w", b.id, err)
 		}
@@ -562,14 +563,11 @@ func (c *Campaigns) cancelBatch(id string) error {
 			return fmt.Errorf("failed to find messages to cancel: %w", err)
 		}
 		for _, m := range recs {
-			m.Set("status", providers.StatusCanceled)
-			m.Set("status_reason", "campaign canceled")
-			m.Set("next_attempt_at", "")
-			if err := c.s.persistMessage(tx, m); err != nil {
+			_, err := c.s.store.Transition(tx, m, store.Change{To: providers.StatusCanceled,
+				Set:   map[string]any{"status_reason": "campaign canceled", "next_attempt_at": ""},
+				Audit: store.Entry{Event: "canceled", Detail: map[string]any{"campaign": id}}})
+			if err != nil {
 				return fmt.Errorf("failed to cancel message %s: %w", m.Id, err)
-			}
-			if err := writeLog(tx, logEntry{Message: m.Id, Event: "canceled", Status: providers.StatusCanceled, Detail: map[string]any{"campaign": id}}); err != nil {
-				return err
 			}
 		}
 		return nil
@@ -645,7 +643,7 @@ func (c *Campaigns) refresh(id string) error {
 			}
 		}
 		fannedOut := camp.GetInt("cursor") >= camp.GetInt("total")
-		now := formatTime(time.Now().UTC())
+		now := store.FormatTime(time.Now().UTC())
 		switch camp.GetString("status") {
 		case campaignRunning:
 			if fannedOut && n.Queued == 0 && (n.Sent == 0 || !awaitingReports(tx, id)) {
@@ -671,7 +669,7 @@ func (c *Campaigns) refresh(id string) error {
 		for k, v := range changes {
 			camp.Set(k, v)
 		}
-		c.s.announceAfterCommit(tx, camp)
+		c.s.store.Announce(tx, camp)
 		return nil
 	})
 }
@@ -680,7 +678,7 @@ func (c *Campaigns) refresh(id string) error {
 // delivery report. Carriers that never report leave a message "sent"; after the day the
 // status poll covers, such a message no longer holds its campaign open.
 func awaitingReports(app core.App, id string) bool {
-	since := formatTime(time.Now().UTC().Add(-24 * time.Hour))
+	since := store.FormatTime(time.Now().UTC().Add(-24 * time.Hour))
 	n, err := app.CountRecords("messages", dbx.NewExp("campaign = {:c} AND status = 'sent' AND sent_at > {:since}", dbx.Params{"c": id, "since": since}))
 	return err != nil || n > 0
 }

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -169,48 +168,26 @@ var claimChannels = []string{providers.ChannelSMS, providers.ChannelWhatsApp, pr
 
 func (d *Dispatcher) claim(n int) ([]claimed, error) {
 	now := time.Now().UTC()
-	params := dbx.Params{"now": formatTime(now), "lease": formatTime(now.Add(d.s.cfg.Lease)), "n": n}
 	// A channel whose provider does not depend on the attempt (no failover under way) is
 	// routed by the claim's own UPDATE; the others get a routing decision per message below.
-	settled := map[string]bool{}
-	var route strings.Builder
-	for i, ch := range claimChannels {
-		name, ok := d.s.Router.Settled(ch)
-		if !ok {
-			continue
+	routes := map[string]string{}
+	for _, ch := range claimChannels {
+		if name, ok := d.s.Router.Settled(ch); ok {
+			routes[ch] = name
 		}
-		settled[ch] = true
-		fmt.Fprintf(&route, " WHEN {:ch%d} THEN {:pr%d}", i, i)
-		params["ch"+strconv.Itoa(i)], params["pr"+strconv.Itoa(i)] = ch, name
 	}
-	setProvider := ""
-	if route.Len() > 0 {
-		setProvider = ", provider = CASE channel" + route.String() + " ELSE provider END"
-	}
-	// A canceled campaign's queued messages are left for the campaign runner to cancel.
-	query := `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}` + setProvider + `
-		WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= {:now}
-			AND (campaign = '' OR campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled'))
-			ORDER BY next_attempt_at LIMIT {:n})
-		RETURNING id, channel`
 	var out []claimed
 	err := d.s.app.RunInTransaction(func(tx core.App) error {
 		out = out[:0]
-		var rows []struct {
-			ID      string `db:"id"`
-			Channel string `db:"channel"`
-		}
-		if err := tx.DB().NewQuery(query).Bind(params).All(&rows); err != nil {
-			return fmt.Errorf("failed to claim due messages: %w", err)
-		}
-		if len(rows) == 0 {
-			return nil
+		rows, err := d.s.store.Claim(tx, n, now, now.Add(d.s.cfg.Lease), routes)
+		if err != nil || len(rows) == 0 {
+			return err
 		}
 		// A routing decision per message: while the primary is being probed after an
 		// outage, only one message goes to it and the rest to the fallback.
 		byProvider := map[string][]any{}
 		for _, r := range rows {
-			if settled[r.Channel] {
+			if _, settled := routes[r.Channel]; settled {
 				continue
 			}
 			name, _, err := d.s.Router.For(r.Channel)
@@ -220,8 +197,8 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 			byProvider[name] = append(byProvider[name], r.ID)
 		}
 		for name, ids := range byProvider {
-			if _, err := tx.DB().Update("messages", dbx.Params{"provider": name}, dbx.In("id", ids...)).Execute(); err != nil {
-				return fmt.Errorf("failed to route claimed messages: %w", err)
+			if err := store.Route(tx, name, ids); err != nil {
+				return err
 			}
 		}
 		// Reading the rows again costs less than returning every column from the UPDATE.
@@ -233,9 +210,21 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		if err := tx.RecordQuery("messages").AndWhere(dbx.In("id", in...)).OrderBy("next_attempt_at").All(&recs); err != nil {
 			return fmt.Errorf("failed to load claimed messages: %w", err)
 		}
-		logs := make([]logEntry, 0, len(recs))
+		// Consent is a send-time rule: whatever path created the message and however long it
+		// waited, the patient's preferences as they are now decide whether it goes.
+		refused, err := d.s.consentAtSend(recs)
+		if err != nil {
+			return err
+		}
+		logs := make([]store.Entry, 0, len(recs))
 		for _, r := range recs {
 			c := claimed{rec: r, attempt: r.GetInt("attempts"), provider: r.GetString("provider"), claimedAt: now, unsent: r.GetDateTime("sent_at").IsZero()}
+			if reason := refused[r.Id]; reason != "" {
+				if err := d.s.skipTx(tx, r, reason, "send"); err != nil {
+					return err
+				}
+				continue
+			}
 			if c.provider == "" {
 				if err := d.s.failTx(tx, r, "no_provider", "no provider is configured for channel "+r.GetString("channel"), "", c.attempt, ""); err != nil {
 					return err
@@ -243,10 +232,10 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 				continue
 			}
 			out = append(out, c)
-			logs = append(logs, logEntry{Message: r.Id, Event: "sending", Status: providers.StatusSending, Provider: c.provider, Detail: map[string]any{"attempt": c.attempt}})
-			d.s.announceAfterCommit(tx, r)
+			logs = append(logs, store.Entry{Message: r.Id, Event: "sending", Status: providers.StatusSending, Provider: c.provider, Detail: map[string]any{"attempt": c.attempt}})
+			d.s.store.Announce(tx, r)
 		}
-		return writeLogs(tx, logs)
+		return store.WriteLogs(tx, logs)
 	})
 	if err != nil {
 		return nil, err
@@ -403,14 +392,14 @@ func (d *Dispatcher) release(c claimed, reason string, after time.Duration) {
 
 func (s *Service) releaseTx(tx core.App, rec *core.Record, provider, reason string, after time.Duration) error {
 	next := time.Now().UTC().Add(after)
-	rec.Set("status", providers.StatusQueued)
-	rec.Set("attempts", max(rec.GetInt("attempts")-1, 0))
-	rec.Set("next_attempt_at", next)
-	if err := s.persistMessage(tx, rec); err != nil {
+	_, err := s.store.Transition(tx, rec, store.Change{To: providers.StatusQueued,
+		Set: map[string]any{"attempts": max(rec.GetInt("attempts")-1, 0), "next_attempt_at": store.FormatTime(next)},
+		Audit: store.Entry{Event: "released", Provider: provider,
+			Detail: map[string]any{"reason": reason, "next_attempt_at": store.FormatTime(next)}}})
+	if err != nil {
 		return fmt.Errorf("failed to release message: %w", err)
 	}
-	return writeLog(tx, logEntry{Message: rec.Id, Event: "released", Status: providers.StatusQueued, Provider: provider,
-		Detail: map[string]any{"reason": reason, "next_attempt_at": formatTime(next)}})
+	return nil
 }
 
 // settleFailure decides what a failed attempt leads to: failed, retry later, or in doubt.
@@ -440,17 +429,17 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 	case inDoubt:
 		// We cannot tell whether the provider has it; resending could reach the patient twice.
 		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
-		rec.Set("next_attempt_at", next)
-		rec.Set("error_code", code)
-		rec.Set("error_message", truncate(message, 1000))
-		if err := s.persistMessage(tx, rec); err != nil {
+		detail["reconcile_at"] = store.FormatTime(next)
+		_, err := s.store.Transition(tx, rec, store.Change{
+			Set:   map[string]any{"next_attempt_at": store.FormatTime(next), "error_code": code, "error_message": truncate(message, 1000)},
+			Audit: store.Entry{Event: "in_doubt", Provider: provider, Detail: detail, ErrorCode: code}})
+		if err != nil {
 			return fmt.Errorf("failed to mark message in doubt: %w", err)
 		}
-		detail["reconcile_at"] = formatTime(next)
-		return writeLog(tx, logEntry{Message: rec.Id, Event: "in_doubt", Status: providers.StatusSending, Provider: provider, Detail: detail, ErrorCode: code})
+		return nil
 	case class == providers.ErrPermanent:
-		if provider == "twilio" && code == providers.TwilioCodeOptedOut {
-			if err := s.markOptedOut(tx, rec, "twilio:"+code); err != nil {
+		if providers.IsOptedOut(provider, code) {
+			if err := s.markOptedOut(tx, rec, provider+":"+code); err != nil {
 				return err
 			}
 		}
@@ -459,29 +448,67 @@ func (s *Service) settleFailure(tx core.App, rec *core.Record, provider string, 
 		return s.failTx(tx, rec, "attempts_exhausted", message, code, attempt, provider)
 	default:
 		next := time.Now().UTC().Add(s.backoff(attempt, retryAfter))
-		rec.Set("status", providers.StatusQueued)
-		rec.Set("next_attempt_at", next)
-		rec.Set("error_code", code)
-		rec.Set("error_message", truncate(message, 1000))
-		if err := s.persistMessage(tx, rec); err != nil {
+		detail["next_attempt_at"] = store.FormatTime(next)
+		_, err := s.store.Transition(tx, rec, store.Change{To: providers.StatusQueued,
+			Set:   map[string]any{"next_attempt_at": store.FormatTime(next), "error_code": code, "error_message": truncate(message, 1000)},
+			Audit: store.Entry{Event: "retry_scheduled", Provider: provider, Detail: detail, ErrorCode: code}})
+		if err != nil {
 			return fmt.Errorf("failed to schedule retry: %w", err)
 		}
-		detail["next_attempt_at"] = formatTime(next)
-		return writeLog(tx, logEntry{Message: rec.Id, Event: "retry_scheduled", Status: providers.StatusQueued, Provider: provider, Detail: detail, ErrorCode: code})
+		return nil
 	}
 }
 
 func (s *Service) failTx(tx core.App, rec *core.Record, reason, message, code string, attempt int, provider string) error {
-	rec.Set("status", providers.StatusFailed)
-	rec.Set("status_reason", reason)
-	rec.Set("error_code", code)
-	rec.Set("error_message", truncate(message, 1000))
-	rec.Set("next_attempt_at", "")
-	if err := s.persistMessage(tx, rec); err != nil {
+	_, err := s.store.Transition(tx, rec, store.Change{To: providers.StatusFailed,
+		Set: map[string]any{"status_reason": reason, "error_code": code, "error_message": truncate(message, 1000), "next_attempt_at": ""},
+		Audit: store.Entry{Event: "failed", Provider: provider, ErrorCode: code,
+			Detail: map[string]any{"attempt": attempt, "reason": reason, "error_message": truncate(message, 300)}}})
+	if err != nil {
 		return fmt.Errorf("failed to mark message failed: %w", err)
 	}
-	return writeLog(tx, logEntry{Message: rec.Id, Event: "failed", Status: providers.StatusFailed, Provider: provider, ErrorCode: code,
-		Detail: map[string]any{"attempt": attempt, "reason": reason, "error_message": truncate(message, 300)}})
+	return nil
+}
+
+// consentAtSend reads the preferences of the claimed messages' patients (one query per
+// clinic, from the read pool: they are committed rows) and says which of the messages the
+// patients' consent forbids now, by id with the reason.
+func (s *Service) consentAtSend(recs []*core.Record) (map[string]string, error) {
+	seen := newBatchSeen(0)
+	if err := seen.loadPreferences(s.app, recs, make([]error, len(recs))); err != nil {
+		return nil, fmt.Errorf("failed to check consent at send time: %w", err)
+	}
+	refused := map[string]string{}
+	for _, r := range recs {
+		ch := r.GetString("channel")
+		prefs, _ := seen.preferences(r.GetString("clinic"), r.GetString("patient_id"), ch, r.GetString("to"))
+		if reason := consentReason(prefs, ch, r.GetString("category")); reason != "" {
+			refused[r.Id] = reason
+		}
+	}
+	return refused, nil
+}
+
+// requeueTx queues a failed message again (a person's retry or the retry job); audit
+// says who asked. The claim checks consent again before it is sent.
+func (s *Service) requeueTx(tx core.App, rec *core.Record, audit store.Entry) error {
+	audit.Event = "retry_requested"
+	_, err := s.store.Transition(tx, rec, store.Change{To: providers.StatusQueued,
+		Set:   map[string]any{"status_reason": "", "next_attempt_at": types.NowDateTime().String()},
+		Audit: audit})
+	return err
+}
+
+// skipTx ends a waiting or claimed message as skipped: the patient's consent, as it is
+// now, forbids it. stage says where the rule caught it (send, opt_out) for the audit row.
+func (s *Service) skipTx(tx core.App, rec *core.Record, reason, stage string) error {
+	_, err := s.store.Transition(tx, rec, store.Change{To: providers.StatusSkipped,
+		Set:   map[string]any{"status_reason": reason, "next_attempt_at": ""},
+		Audit: store.Entry{Event: "skipped", Detail: map[string]any{"reason": reason, "stage": stage}}})
+	if err != nil {
+		return fmt.Errorf("failed to skip message: %w", err)
+	}
+	return nil
 }
 
 // markSent records an accepted send. If a delivery report overtook it, the status stays
@@ -495,12 +522,12 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 		r = &providers.Receipt{}
 	}
 	status := providers.StatusSent
-	if rank[r.Status] > rank[status] {
+	if store.Rank[r.Status] > store.Rank[status] {
 		status = r.Status
 	}
 	now := types.NowDateTime()
-	set := dbx.Params{"status": status, "status_reason": "", "error_code": "", "error_message": "", "next_attempt_at": "",
-		"provider": c.provider, "updated": now.String()}
+	set := map[string]any{"status_reason": "", "error_code": "", "error_message": "", "next_attempt_at": "",
+		"provider": c.provider}
 	if r.ProviderMessageID != "" {
 		set["provider_message_id"] = r.ProviderMessageID
 	}
@@ -514,25 +541,20 @@ func (s *Service) markSentLeased(tx core.App, c claimed, r *providers.Receipt, r
 	if c.unsent {
 		set["sent_at"] = now.String()
 	}
-	res, err := updateWhere(tx, "messages", set, dbx.Params{"id": c.rec.Id, "status": providers.StatusSending, "attempts": c.attempt})
-	if err != nil {
-		return false, fmt.Errorf("failed to mark message sent: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return false, err
-	}
-	// The claimed record is this attempt's own (the claim's announcement is long done), so
-	// it is brought up to date in place rather than copied; nothing above reads it but its
-	// id, so running this again after a failed group writes the same.
-	for k, v := range set {
-		setField(c.rec, k, v)
-	}
-	s.announceAfterCommit(tx, c.rec)
 	detail := map[string]any{"attempt": c.attempt, "provider_message_id": r.ProviderMessageID}
 	if reconciled != "" {
 		detail["reconciled"] = reconciled
 	}
-	return true, writeLog(tx, logEntry{Message: c.rec.Id, Event: "sent", Status: status, Provider: c.provider, Detail: detail})
+	// The claimed record is this attempt's own (the claim's announcement is long done), so
+	// it is brought up to date in place rather than copied; the guard on the status and
+	// attempt makes running this again after a failed group write the same.
+	c.rec.SetRaw("status", providers.StatusSending)
+	ok, err := s.store.Transition(tx, c.rec, store.Change{To: status, Set: set, Guard: map[string]any{"attempts": c.attempt},
+		Audit: store.Entry{Event: "sent", Provider: c.provider, Detail: detail}})
+	if err != nil {
+		return false, fmt.Errorf("failed to mark message sent: %w", err)
+	}
+	return ok, nil
 }
 
 func (s *Service) markSent(tx core.App, rec *core.Record, provider string, r *providers.Receipt, reconciled string) error {
@@ -543,40 +565,37 @@ func (s *Service) markSent(tx core.App, rec *core.Record, provider string, r *pr
 	if cur == providers.StatusCanceled || cur == providers.StatusSkipped {
 		return nil
 	}
-	rec.Set("provider", provider)
+	set := map[string]any{"provider": provider}
 	if r.ProviderMessageID != "" {
-		rec.Set("provider_message_id", r.ProviderMessageID)
+		set["provider_message_id"] = r.ProviderMessageID
 	}
 	if r.Segments > 0 {
-		rec.Set("segments", r.Segments) // the provider's billed count beats our estimate
+		set["segments"] = r.Segments // the provider's billed count beats our estimate
 	}
 	if r.Cost > 0 {
-		rec.Set("cost", r.Cost)
-		rec.Set("currency", r.Currency)
+		set["cost"] = r.Cost
+		set["currency"] = r.Currency
 	}
 	status := cur
-	if rank[cur] < rank[providers.StatusSent] || cur == providers.StatusFailed {
+	if store.Rank[cur] < store.Rank[providers.StatusSent] || cur == providers.StatusFailed {
 		status = providers.StatusSent
-		if rank[r.Status] > rank[status] {
+		if store.Rank[r.Status] > store.Rank[status] {
 			status = r.Status
 		}
-		rec.Set("status", status)
-		rec.Set("status_reason", "")
-		rec.Set("error_code", "")
-		rec.Set("error_message", "")
-		rec.Set("next_attempt_at", "")
+		set["status_reason"], set["error_code"], set["error_message"], set["next_attempt_at"] = "", "", "", ""
 	}
 	if rec.GetDateTime("sent_at").IsZero() {
-		rec.Set("sent_at", types.NowDateTime())
-	}
-	if err := s.persistMessage(tx, rec); err != nil {
-		return fmt.Errorf("failed to mark message sent: %w", err)
+		set["sent_at"] = types.NowDateTime().String()
 	}
 	detail := map[string]any{"attempt": rec.GetInt("attempts"), "provider_message_id": r.ProviderMessageID}
 	if reconciled != "" {
 		detail["reconciled"] = reconciled
 	}
-	return writeLog(tx, logEntry{Message: rec.Id, Event: "sent", Status: status, Provider: provider, Detail: detail})
+	if _, err := s.store.Transition(tx, rec, store.Change{To: status, Set: set,
+		Audit: store.Entry{Event: "sent", Provider: provider, Detail: detail}}); err != nil {
+		return fmt.Errorf("failed to mark message sent: %w", err)
+	}
+	return nil
 }
 
 // backoff doubles from RetryBackoff per attempt, with ±20% jitter so that a provider
@@ -600,17 +619,15 @@ func (d *Dispatcher) promoteScheduled() error {
 	for {
 		n := 0
 		err := d.s.app.RunInTransaction(func(tx core.App) error {
-			recs, err := tx.FindRecordsByFilter("messages", "status = 'scheduled' && next_attempt_at <= {:now}", "next_attempt_at", 500, 0, dbx.Params{"now": formatTime(time.Now().UTC())})
+			recs, err := tx.FindRecordsByFilter("messages", "status = 'scheduled' && next_attempt_at <= {:now}", "next_attempt_at", 500, 0, dbx.Params{"now": store.FormatTime(time.Now().UTC())})
 			if err != nil {
 				return err
 			}
 			n = len(recs)
 			for _, r := range recs {
-				r.Set("status", providers.StatusQueued)
-				if err := d.s.persistMessage(tx, r); err != nil {
-					return err
-				}
-				if err := writeLog(tx, logEntry{Message: r.Id, Event: "queued", Status: providers.StatusQueued, Detail: map[string]any{"reason": "send_at reached"}}); err != nil {
+				_, err := d.s.store.Transition(tx, r, store.Change{To: providers.StatusQueued,
+					Audit: store.Entry{Event: "queued", Detail: map[string]any{"reason": "send_at reached"}}})
+				if err != nil {
 					return err
 				}
 			}
@@ -634,7 +651,7 @@ func (d *Dispatcher) recoverOrphans() {
 // provider means sent; otherwise they are queued again while attempts remain.
 func (d *Dispatcher) settleExpired(ctx context.Context, cutoff time.Time) {
 	for ctx.Err() == nil {
-		recs, err := d.s.app.FindRecordsByFilter("messages", "status = 'sending' && next_attempt_at < {:cut}", "next_attempt_at", 100, 0, dbx.Params{"cut": formatTime(cutoff)})
+		recs, err := d.s.app.FindRecordsByFilter("messages", "status = 'sending' && next_attempt_at < {:cut}", "next_attempt_at", 100, 0, dbx.Params{"cut": store.FormatTime(cutoff)})
 		if err != nil {
 			d.s.app.Logger().Error("failed to find expired leases", "error", err)
 			return
@@ -684,7 +701,7 @@ func (d *Dispatcher) settleOne(r *core.Record) {
 		if rec.GetString("status") != providers.StatusSending || rec.GetString("next_attempt_at") != leaseEnd {
 			return nil
 		}
-		if err := writeLog(tx, logEntry{Message: rec.Id, Event: "lease_expired", Status: providers.StatusSending, Provider: provider, Detail: map[string]any{"attempt": rec.GetInt("attempts"), "reconciled": outcome}}); err != nil {
+		if err := store.WriteLog(tx, store.Entry{Message: rec.Id, Event: "lease_expired", Status: providers.StatusSending, Provider: provider, Detail: map[string]any{"attempt": rec.GetInt("attempts"), "reconciled": outcome}}); err != nil {
 			return err
 		}
 		if sendErr == nil {
@@ -748,9 +765,4 @@ func contentVariables(body string, rec *core.Record) map[string]string {
 		out[fmt.Sprint(i+1)] = stringify(vars[name])
 	}
 	return out
-}
-
-// formatTime writes t the way PocketBase stores dates, so string comparison orders them.
-func formatTime(t time.Time) string {
-	return t.UTC().Format(types.DefaultDateLayout)
 }

@@ -78,8 +78,6 @@ func ClaimDue(s *Service, n int) ([]*core.Record, error) {
 	return recs, nil
 }
 
-var GrowingID = growingID
-
 // SendOutcomeAfterARolledBackGroup claims the next due message and writes a successful
 // send outcome for it first in a group that then fails (and rolls back), then again on its
 // own, as the writer does when one op of a group fails. It returns the message id.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -153,7 +154,7 @@ func (h *healthChecker) errorRates(app core.App, ttl time.Duration) (map[string]
 			COALESCE(SUM(error_code != '' AND status IN ('queued', 'sending', 'failed') AND status_reason != 'permanent'), 0) AS failing
 		FROM messages
 		WHERE clinic IN (SELECT id FROM clinics) AND created >= {:since} AND attempts > 0 AND provider != ''
-		GROUP BY provider`).Bind(dbx.Params{"since": formatTime(time.Now().Add(-errorWindow))}).All(&rows)
+		GROUP BY provider`).Bind(dbx.Params{"since": store.FormatTime(time.Now().Add(-errorWindow))}).All(&rows)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read recent error rates: %w", err)
 	}
@@ -269,7 +270,7 @@ func (s *Service) outbox(app core.App, clinic string) (Outbox, error) {
 		Scheduled int    `db:"scheduled"`
 		OldestDue string `db:"oldest_due"`
 	}
-	now := formatTime(time.Now())
+	now := store.FormatTime(time.Now())
 	q := `SELECT
 			COALESCE(SUM(status = 'queued'), 0) AS queued,
 			COALESCE(SUM(status = 'queued' AND next_attempt_at <= {:now}), 0) AS due,

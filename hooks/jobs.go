@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -271,7 +272,7 @@ func (r *jobRunner) claim(j *jobSpec, trigger string, started time.Time) (string
 		if err != nil {
 			return fmt.Errorf("failed to look for a running %s: %w", j.name, err)
 		}
-		staleBefore := formatTime(started.Add(-j.timeout - time.Minute))
+		staleBefore := store.FormatTime(started.Add(-j.timeout - time.Minute))
 		for _, other := range running {
 			if other.Started >= staleBefore {
 				return fmt.Errorf("%w (in %s since %s)", ErrJobRunning, other.Owner, other.Started)
@@ -484,7 +485,7 @@ func (s *Service) pollStatuses(ctx context.Context, run *jobRun) error {
 	}
 	err := s.app.DB().Select("id", "provider", "provider_message_id").From("messages").
 		Where(dbx.NewExp("status = 'sent' AND provider_message_id != '' AND sent_at >= {:since} AND sent_at <= {:until}",
-			dbx.Params{"since": formatTime(now.Add(-24 * time.Hour)), "until": formatTime(now.Add(-pollMinAge))})).
+			dbx.Params{"since": store.FormatTime(now.Add(-24 * time.Hour)), "until": store.FormatTime(now.Add(-pollMinAge))})).
 		AndWhere(dbx.In("provider", names...)).
 		OrderBy("sent_at").Limit(pollMaxPerRun).All(&rows)
 	if err != nil {
@@ -575,7 +576,7 @@ feed:
 // retryFailed is retry-failed-messages: it queues again the messages that failed in the
 // last 24 hours for a reason another attempt can fix, while they have attempts left.
 func (s *Service) retryFailed(ctx context.Context, run *jobRun) error {
-	since := formatTime(time.Now().Add(-retryWindow))
+	since := store.FormatTime(time.Now().Add(-retryWindow))
 	reasons := make([]any, len(retryableReasons))
 	for i, r := range retryableReasons {
 		reasons[i] = r
@@ -611,16 +612,9 @@ func (s *Service) retryFailed(ctx context.Context, run *jobRun) error {
 					continue
 				}
 				reason := rec.GetString("status_reason")
-				rec.Set("status", providers.StatusQueued)
-				rec.Set("status_reason", "")
-				rec.Set("next_attempt_at", types.NowDateTime())
-				if err := tx.Save(rec); err != nil {
-					return fmt.Errorf("failed to queue message %s again: %w", id, err)
-				}
-				err = writeLog(tx, logEntry{Message: rec.Id, Event: "retry_requested", Status: providers.StatusQueued,
-					Detail: map[string]any{"source": JobRetryFailed, "previous_reason": reason, "attempts": rec.GetInt("attempts")}})
+				err = s.requeueTx(tx, rec, store.Entry{Detail: map[string]any{"source": JobRetryFailed, "previous_reason": reason, "attempts": rec.GetInt("attempts")}})
 				if err != nil {
-					return err
+					return fmt.Errorf("failed to queue message %s again: %w", id, err)
 				}
 				n++
 			}
@@ -706,7 +700,7 @@ func (s *Service) cleanupOld(ctx context.Context, run *jobRun) error {
 	// Housekeeping rides along with the purge: old job history and the statistics of
 	// clinics that no longer exist.
 	res, err := s.app.DB().NewQuery("DELETE FROM job_runs WHERE started < {:before} AND outcome != 'running'").
-		Bind(dbx.Params{"before": formatTime(now.Add(-jobRunsKeep))}).Execute()
+		Bind(dbx.Params{"before": store.FormatTime(now.Add(-jobRunsKeep))}).Execute()
 	if err != nil {
 		return fmt.Errorf("failed to prune job_runs: %w", err)
 	}
@@ -734,7 +728,7 @@ func (s *Service) purgeClinic(ctx context.Context, clinic string, cutoff time.Ti
 			var ids []any
 			var raw []string
 			err := tx.DB().Select("id").From("messages").
-				Where(dbx.NewExp("clinic = {:clinic} AND created < {:cutoff}", dbx.Params{"clinic": clinic, "cutoff": formatTime(cutoff)})).
+				Where(dbx.NewExp("clinic = {:clinic} AND created < {:cutoff}", dbx.Params{"clinic": clinic, "cutoff": store.FormatTime(cutoff)})).
 				OrderBy("created").Limit(cleanupBatch).Column(&raw)
 			if err != nil {
 				return fmt.Errorf("failed to find old messages: %w", err)

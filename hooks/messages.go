@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -26,8 +27,8 @@ const (
 )
 
 var (
-	channels   = []string{providers.ChannelSMS, providers.ChannelWhatsApp, providers.ChannelEmail}
-	categories = []string{"reminder", "confirmation", "cancellation", "results", "general", "marketing"}
+	channels   = store.Channels
+	categories = store.Categories
 )
 
 // auditKey holds, on a record being created over HTTP, who asked for it. It is custom data
@@ -51,7 +52,7 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 	// The insert and its first audit row commit together.
 	return saveWith(e, func(tx core.App) error {
 		first.Message = e.Record.Id
-		return writeLog(tx, first)
+		return store.WriteLog(tx, first)
 	})
 }
 
@@ -59,10 +60,10 @@ func (s *Service) onMessageCreate(e *core.RecordEvent) error {
 // renders rec, decides its first status, and returns the first audit row. seen, when set,
 // holds the messages accepted earlier in the same bulk request, which the database cannot
 // see yet.
-func (s *Service) prepareMessage(app core.App, rec *core.Record, seen *batchSeen) (logEntry, error) {
+func (s *Service) prepareMessage(app core.App, rec *core.Record, seen *batchSeen) (store.Entry, error) {
 	clinic, err := s.checkAddress(app, rec)
 	if err != nil {
-		return logEntry{}, err
+		return store.Entry{}, err
 	}
 	return s.prepareAddressed(app, rec, clinic, seen)
 }
@@ -85,42 +86,46 @@ func (s *Service) checkAddress(app core.App, rec *core.Record) (*core.Record, er
 }
 
 // prepareAddressed is the rest of prepareMessage, for a message that passed checkAddress.
-func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen *batchSeen) (logEntry, error) {
+func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen *batchSeen) (store.Entry, error) {
 	channel := rec.GetString("channel")
 
 	if key := rec.GetString("idempotency_key"); key != "" {
 		if seen != nil {
 			// A bulk create checks the database for all its keys at once, when it inserts.
 			if id := seen.keyOwner(clinic.Id, key); id != "" {
-				return logEntry{}, idempotencyConflict(id)
+				return store.Entry{}, idempotencyConflict(id)
 			}
 		} else if existing, err := findOne(app, "messages", "clinic = {:c} AND idempotency_key = {:k} AND idempotency_key != ''", dbx.Params{"c": clinic.Id, "k": key}); err == nil {
-			return logEntry{}, idempotencyConflict(existing.Id)
+			return store.Entry{}, idempotencyConflict(existing.Id)
 		} else if !errors.Is(err, sql.ErrNoRows) {
-			return logEntry{}, fmt.Errorf("failed to check idempotency_key: %w", err)
+			return store.Entry{}, fmt.Errorf("failed to check idempotency_key: %w", err)
 		}
 	}
 
 	if c := rec.GetString("category"); c != "" && !slices.Contains(categories, c) {
-		return logEntry{}, badField("category", "validation_invalid_category", fmt.Sprintf("category must be one of %s", strings.Join(categories, ", ")))
+		return store.Entry{}, badField("category", "validation_invalid_category", fmt.Sprintf("category must be one of %s", strings.Join(categories, ", ")))
 	}
 	if l := rec.GetString("language"); l != "" && l != "en" && l != "ar" {
-		return logEntry{}, badField("language", "validation_invalid_language", "language must be en or ar")
+		return store.Entry{}, badField("language", "validation_invalid_language", "language must be en or ar")
 	}
 
-	pref, found := seen.preference(clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to"))
+	prefs, found := seen.preferences(clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to"))
 	if !found {
 		var err error
-		if pref, err = findPreference(app, clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to")); err != nil {
-			return logEntry{}, err
+		if prefs, err = findPreferences(app, clinic.Id, rec.GetString("patient_id"), channel, rec.GetString("to")); err != nil {
+			return store.Entry{}, err
 		}
+	}
+	var pref *core.Record // the patient's own, whose language the message takes
+	if len(prefs) > 0 {
+		pref = prefs[0]
 	}
 
 	if err := s.renderContent(app, rec, clinic, pref); err != nil {
-		return logEntry{}, err
+		return store.Entry{}, err
 	}
 	if err := checkBody(rec); err != nil {
-		return logEntry{}, err
+		return store.Entry{}, err
 	}
 
 	encoding, segments := "", 1
@@ -146,12 +151,12 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 	if sendAt := rec.GetDateTime("send_at"); !sendAt.IsZero() && sendAt.Time().After(now) {
 		status, at = providers.StatusScheduled, sendAt.Time()
 	}
-	if r := skipReason(pref, channel, rec.GetString("category")); r != "" {
+	if r := consentReason(prefs, channel, rec.GetString("category")); r != "" {
 		status, reason = providers.StatusSkipped, r
 	} else if dup := seen.duplicateOf(rec); dup != "" {
 		status, reason = providers.StatusSkipped, fmt.Sprintf("duplicate: message %s sent the same to this patient in the same request", dup)
 	} else if dup, err := s.findDuplicate(app, rec, seen); err != nil {
-		return logEntry{}, err
+		return store.Entry{}, err
 	} else if dup != "" {
 		status, reason = providers.StatusSkipped, dup
 	} else if held, moved := holdForQuietHours(clinic, rec.GetString("category"), at); moved {
@@ -161,8 +166,7 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 	if status != providers.StatusSkipped {
 		rec.Set("next_attempt_at", at)
 	}
-	rec.Set("status", status)
-	rec.Set("status_reason", reason)
+	store.Initial(rec, status, reason)
 
 	var who audit
 	if a, ok := rec.GetRaw(auditKey).(audit); ok {
@@ -179,7 +183,7 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 		detail["reason"] = reason
 	}
 	seen.add(rec)
-	return logEntry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent}, nil
+	return store.Entry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent}, nil
 }
 
 func idempotencyConflict(firstID string) error {
@@ -200,7 +204,7 @@ func (s *Service) findDuplicate(app core.App, rec *core.Record, seen *batchSeen)
 		}
 		return fmt.Sprintf("duplicate: message %s sent the same to this patient %s ago", prev.ID, time.Since(prev.Created.Time()).Round(time.Second)), nil
 	}
-	since := formatTime(time.Now().UTC().Add(-s.cfg.DuplicateWindow))
+	since := store.FormatTime(time.Now().UTC().Add(-s.cfg.DuplicateWindow))
 	same := "template = {:tpl} AND (template != '' OR body = {:body}) AND channel = {:ch} AND created >= {:since} AND status NOT IN ('failed','undelivered','canceled','skipped')"
 	params := dbx.Params{"c": rec.GetString("clinic"), "to": rec.GetString("to"), "p": rec.GetString("patient_id"),
 		"tpl": rec.GetString("template"), "body": rec.GetString("body"), "ch": rec.GetString("channel"), "since": since}
@@ -406,10 +410,10 @@ func checkBody(rec *core.Record) error {
 	return nil
 }
 
-// findPreference returns the patient's preferences in the clinic: by patient id first,
-// then by the phone number or email address the message goes to.
-func findPreference(app core.App, clinicID, patientID, channel, to string) (*core.Record, error) {
-	// One query for both ways of finding the patient; a match by patient id wins.
+// findPreferences returns every preference of the clinic that matches a message: the
+// patient's own by patient id (first, when there is one) and each by the phone number or
+// email address the message goes to. A family's shared phone may carry several.
+func findPreferences(app core.App, clinicID, patientID, channel, to string) ([]*core.Record, error) {
 	contact := "phone = {:to} AND phone != ''"
 	if channel == providers.ChannelEmail {
 		contact = "email = {:to} AND email != ''"
@@ -418,16 +422,46 @@ func findPreference(app core.App, clinicID, patientID, channel, to string) (*cor
 	if patientID != "" {
 		where = "clinic = {:c} AND ((patient_id = {:p} AND patient_id != '') OR (" + contact + "))"
 	}
-	rec := &core.Record{}
+	var recs []*core.Record
 	err := app.RecordQuery("preferences").AndWhere(dbx.NewExp(where, dbx.Params{"c": clinicID, "p": patientID, "to": to})).
-		OrderBy("(patient_id = {:p}) DESC").Limit(1).One(rec)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+		OrderBy("(patient_id = {:p}) DESC").Limit(50).All(&recs)
 	if err != nil {
 		return nil, fmt.Errorf("failed to look up preferences: %w", err)
 	}
-	return rec, nil
+	return recs, nil
+}
+
+// findPreference returns the patient's own preferences (by patient id), else the first
+// that matches the address, else nil: the one whose language a message takes.
+func findPreference(app core.App, clinicID, patientID, channel, to string) (*core.Record, error) {
+	recs, err := findPreferences(app, clinicID, patientID, channel, to)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+// consentReason is the patient's consent for a message: the strictest answer of every
+// preference that matches it (by patient id, by phone, by email), so an opt-out by number
+// holds whatever patient_id a message names. It says why the message may not go, or "".
+func consentReason(prefs []*core.Record, channel, category string) string {
+	best, bestRank := "", 0
+	for _, p := range prefs {
+		r := skipReason(p, channel, category)
+		rank := 0
+		switch {
+		case strings.HasPrefix(r, "opted_out"):
+			rank = 3
+		case strings.HasPrefix(r, "channel_disabled"):
+			rank = 2
+		case r != "":
+			rank = 1
+		}
+		if rank > bestRank {
+			best, bestRank = r, rank
+		}
+	}
+	return best
 }
 
 // skipReason says why preferences forbid this message, or "" if they allow it.
@@ -458,18 +492,7 @@ func skipReason(pref *core.Record, channel, category string) string {
 	return ""
 }
 
-// logEntry is one row of a message's audit trail.
-type logEntry struct {
-	Message   string
-	Event     string
-	Status    string
-	Provider  string
-	Detail    map[string]any
-	ErrorCode string
-	IP        string
-	UserAgent string
-}
-
+// store.Entry is one row of a message's audit trail.
 func nowUTC() time.Time { return time.Now().UTC() }
 
 // findOne returns the first record of collection matching a plain SQL condition, or
@@ -478,11 +501,26 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // In a writer group (delivery reports) the statement is prepared once for the group.
 func findOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
 	rec := &core.Record{}
-	q := cachedBuild(app, "findOne "+collection+" "+where, func() *dbx.Query {
+	q := store.CachedBuild(app, "findOne "+collection+" "+where, func() *dbx.Query {
 		return app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).Build()
 	})
 	if err := q.Bind(params).One(rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// saveWith runs the rest of a create hook chain (PocketBase's insert) and then also, in the
+// same transaction, so that both commit or neither does. e.App is put back afterwards:
+// PocketBase announces the create (realtime) with it, and the transaction is over by then.
+func saveWith(e *core.RecordEvent, also func(tx core.App) error) error {
+	orig := e.App
+	defer func() { e.App = orig }()
+	return orig.RunInTransaction(func(tx core.App) error {
+		e.App = tx
+		if err := e.Next(); err != nil {
+			return err
+		}
+		return also(tx)
+	})
 }

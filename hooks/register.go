@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -25,7 +26,8 @@ type Service struct {
 	unifonic      *providers.Unifonic
 	webhookIDs    *recentSet
 	opsState      *opsState
-	writer        *writer
+	writer        *store.Writer
+	store         *store.Store
 	clinicCache   *clinicCache
 	templateCache *templateCache
 
@@ -45,7 +47,8 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	if err := s.buildRouter(); err != nil {
 		return nil, err
 	}
-	s.writer = newWriter(app, 256, 2*time.Millisecond)
+	s.writer = store.NewWriter(app, 256, 2*time.Millisecond)
+	s.store = store.New(app)
 	s.clinicCache = newClinicCache(5 * time.Second)
 	s.templateCache = newTemplateCache(5 * time.Second)
 	s.Dispatcher = newDispatcher(s)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"clinicmsg/intents"
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -144,7 +145,7 @@ func (s *Service) actOnReply(tx core.App, reply, msg *core.Record, intent intent
 		if err := tx.Save(msg); err != nil {
 			return fmt.Errorf("failed to record the patient's answer: %w", err)
 		}
-		if err := writeLog(tx, logEntry{Message: msg.Id, Event: "reply", Status: msg.GetString("status"), Provider: reply.GetString("provider"),
+		if err := store.WriteLog(tx, store.Entry{Message: msg.Id, Event: "reply", Status: msg.GetString("status"), Provider: reply.GetString("provider"),
 			Detail: map[string]any{"intent": string(intent), "reply": reply.Id}}); err != nil {
 			return err
 		}

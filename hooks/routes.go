@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/http"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/router"
-	"github.com/pocketbase/pocketbase/tools/types"
 )
 
 func (s *Service) registerRoutes(se *core.ServeEvent) {
@@ -65,14 +65,7 @@ func (s *Service) handleRetry(e *core.RequestEvent) error {
 			apiErr = badField("attempts", "validation_attempts_exhausted", fmt.Sprintf("the message has used %d of %d attempts", n, s.cfg.MaxAttempts))
 			return nil
 		}
-		rec.Set("status", providers.StatusQueued)
-		rec.Set("status_reason", "")
-		rec.Set("next_attempt_at", types.NowDateTime())
-		if err := tx.Save(rec); err != nil {
-			return err
-		}
-		return writeLog(tx, logEntry{Message: rec.Id, Event: "retry_requested", Status: providers.StatusQueued,
-			Detail: map[string]any{"user": e.Auth.Id}, IP: e.RealIP(), UserAgent: e.Request.UserAgent()})
+		return s.requeueTx(tx, rec, store.Entry{Detail: map[string]any{"user": e.Auth.Id}, IP: e.RealIP(), UserAgent: e.Request.UserAgent()})
 	})
 	if apiErr != nil {
 		return apiErr

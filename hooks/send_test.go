@@ -56,7 +56,7 @@ func TestSendRoute(t *testing.T) {
 			must(t, got == w, "item %d: expected %v, got %v (%v)", i, w, got, items[i])
 		}
 		must(t, e.countMessages("")-before == 5, "expected 5 stored messages, got %d", e.countMessages("")-before)
-		// Ids grow, so that each insert appends to the id index (persist.go, growingID).
+		// Ids grow, so that each insert appends to the id index (internal/store, GrowingID).
 		prev := ""
 		for i := range 5 {
 			id := items[i].(map[string]any)["body"].(map[string]any)["id"].(string)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -227,7 +228,7 @@ func (s *Service) messageStats(app core.App, c clinicInfo, days int, now time.Ti
 
 // countDay counts one day live from messages.
 func countDay(app core.App, clinic string, d statsDay) ([]countRow, []latencyRow, error) {
-	params := dbx.Params{"clinic": clinic, "start": formatTime(d.start), "end": formatTime(d.end)}
+	params := dbx.Params{"clinic": clinic, "start": store.FormatTime(d.start), "end": store.FormatTime(d.end)}
 	var counts []countRow
 	if err := app.DB().NewQuery(countSQL).Bind(params).All(&counts); err != nil {
 		return nil, nil, fmt.Errorf("failed to count messages of %s: %w", d.name, err)
@@ -501,8 +502,8 @@ func (s *Service) rollupStats(ctx context.Context, run *jobRun) error {
 
 // rollupDay replaces one clinic day's roll-up in one transaction.
 func (s *Service) rollupDay(clinic, tz string, d statsDay) error {
-	params := dbx.Params{"clinic": clinic, "day": d.name, "start": formatTime(d.start), "end": formatTime(d.end),
-		"tz": tz, "computed": formatTime(time.Now())}
+	params := dbx.Params{"clinic": clinic, "day": d.name, "start": store.FormatTime(d.start), "end": store.FormatTime(d.end),
+		"tz": tz, "computed": store.FormatTime(time.Now())}
 	err := s.app.RunInTransaction(func(tx core.App) error {
 		for _, q := range []string{
 			"DELETE FROM clinicmsg_stats_counts WHERE clinic = {:clinic} AND day = {:day}",

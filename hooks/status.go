@@ -5,27 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/types"
 )
-
-// rank orders the statuses a provider can move a message through. A report applies only if
-// it ranks above the current status, so a late "sent" never overwrites "delivered" and a
-// repeated report is a no-op. failed and undelivered rank below delivered because a
-// delivery receipt is the stronger evidence.
-var rank = map[string]int{
-	providers.StatusScheduled:   0,
-	providers.StatusQueued:      1,
-	providers.StatusSending:     2,
-	providers.StatusSent:        3,
-	providers.StatusFailed:      4,
-	providers.StatusUndelivered: 4,
-	providers.StatusDelivered:   5,
-	providers.StatusRead:        6,
-}
 
 var errMessageNotFound = errors.New("no message matches this status report")
 
@@ -69,8 +55,7 @@ func findReported(app core.App, u providers.StatusUpdate) (*core.Record, error) 
 func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusUpdate, provider, source string) (bool, error) {
 	cur := rec.GetString("status")
 	next := u.Status
-	nextRank, known := rank[next]
-	if !known || cur == providers.StatusCanceled || cur == providers.StatusSkipped || nextRank <= rank[cur] {
+	if !store.Reported(cur, next) {
 		return false, s.updateBilling(tx, rec, u)
 	}
 	at := types.NowDateTime()
@@ -79,50 +64,36 @@ func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusU
 			at = dt
 		}
 	}
-	// The keys set are the columns written: a report changes a handful of a row's columns.
-	keys := make([]string, 0, 10)
-	set := func(k string, v any) {
-		setField(rec, k, v)
-		keys = append(keys, k)
-	}
-	set("status", next)
+	// A report changes a handful of a row's columns; only those are written.
+	set := map[string]any{"next_attempt_at": ""}
 	if rec.GetString("provider_message_id") == "" && u.ProviderMessageID != "" {
-		set("provider_message_id", u.ProviderMessageID)
+		set["provider_message_id"] = u.ProviderMessageID
 	}
 	if rec.GetString("provider") == "" && provider != "" {
-		set("provider", provider)
+		set["provider"] = provider
 	}
 	if rec.GetDateTime("sent_at").IsZero() {
-		set("sent_at", at)
+		set["sent_at"] = at.String()
 	}
 	switch next {
 	case providers.StatusDelivered:
-		set("delivered_at", at)
+		set["delivered_at"] = at.String()
 	case providers.StatusRead:
-		set("read_at", at)
+		set["read_at"] = at.String()
 		if rec.GetDateTime("delivered_at").IsZero() {
-			set("delivered_at", at)
+			set["delivered_at"] = at.String()
 		}
 	case providers.StatusFailed, providers.StatusUndelivered:
-		set("error_code", u.ErrorCode)
-		set("error_message", truncate(u.ErrorMessage, 1000))
-		set("status_reason", "reported "+next+" by "+provider)
+		set["error_code"] = u.ErrorCode
+		set["error_message"] = truncate(u.ErrorMessage, 1000)
+		set["status_reason"] = "reported " + next + " by " + provider
 	}
-	set("next_attempt_at", "")
 	if u.Segments > 0 {
-		set("segments", u.Segments)
+		set["segments"] = u.Segments
 	}
 	if u.Cost > 0 {
-		set("cost", u.Cost)
-		set("currency", u.Currency)
-	}
-	if err := s.persistFields(tx, rec, keys); err != nil {
-		return false, fmt.Errorf("failed to save reported status: %w", err)
-	}
-	if provider == "twilio" && u.ErrorCode == providers.TwilioCodeOptedOut {
-		if err := s.markOptedOut(tx, rec, "twilio:"+u.ErrorCode); err != nil {
-			return false, err
-		}
+		set["cost"] = u.Cost
+		set["currency"] = u.Currency
 	}
 	detail := map[string]any{"source": source, "previous": cur}
 	if u.ProviderStatus != "" {
@@ -131,28 +102,35 @@ func (s *Service) applyStatus(tx core.App, rec *core.Record, u providers.StatusU
 	if u.ErrorMessage != "" {
 		detail["error_message"] = truncate(u.ErrorMessage, 300)
 	}
-	err := writeLog(tx, logEntry{Message: rec.Id, Event: "status", Status: next, Provider: provider, Detail: detail, ErrorCode: u.ErrorCode})
-	return err == nil, err
+	changed, err := s.store.Transition(tx, rec, store.Change{To: next, Set: set,
+		Audit: store.Entry{Event: "status", Provider: provider, Detail: detail, ErrorCode: u.ErrorCode}})
+	if err != nil || !changed {
+		return false, err
+	}
+	if providers.IsOptedOut(provider, u.ErrorCode) {
+		if err := s.markOptedOut(tx, rec, provider+":"+u.ErrorCode); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // updateBilling stores the provider's billed segments and price when a report brings them
 // without a new status (Twilio rates a message after it is sent). It is not a status
 // change, so it writes no log row.
 func (s *Service) updateBilling(tx core.App, rec *core.Record, u providers.StatusUpdate) error {
-	changed := false
+	set := map[string]any{}
 	if u.Segments > 0 && u.Segments != rec.GetInt("segments") {
-		rec.Set("segments", u.Segments)
-		changed = true
+		set["segments"] = u.Segments
 	}
 	if u.Cost > 0 && (u.Cost != rec.GetFloat("cost") || u.Currency != rec.GetString("currency")) {
-		rec.Set("cost", u.Cost)
-		rec.Set("currency", u.Currency)
-		changed = true
+		set["cost"] = u.Cost
+		set["currency"] = u.Currency
 	}
-	if !changed {
+	if len(set) == 0 {
 		return nil
 	}
-	if err := s.persistMessage(tx, rec); err != nil {
+	if _, err := s.store.Transition(tx, rec, store.Change{Set: set}); err != nil {
 		return fmt.Errorf("failed to save billing details: %w", err)
 	}
 	return nil

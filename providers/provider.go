@@ -163,3 +163,14 @@ func AsError(err error) (*Error, bool) {
 	ok := errors.As(err, &pe)
 	return pe, ok
 }
+
+// IsOptedOut reports whether a provider's error code (of a send or of a delivery report)
+// says the recipient opted out at the carrier, so that the appliance records the opt-out
+// in the patient's preferences. Vendor codes stay here, at the vendor edge.
+func IsOptedOut(provider, code string) bool {
+	switch provider {
+	case "twilio":
+		return code == TwilioCodeOptedOut
+	}
+	return false
+}

@@ -431,7 +431,7 @@ func TwilioStatus(s string) string {
 // TwilioOptedOut reports whether err is Twilio's refusal to message an opted-out recipient.
 func TwilioOptedOut(err error) bool {
 	pe, ok := AsError(err)
-	return ok && pe.Provider == "twilio" && pe.Code == TwilioCodeOptedOut
+	return ok && IsOptedOut(pe.Provider, pe.Code)
 }
 
 // twilioPermanent are Twilio codes that no resend can fix: invalid or non-mobile number,

@@ -1,10 +1,10 @@
-package hooks_test
+package store_test
 
 import (
 	"regexp"
 	"testing"
 
-	"clinicmsg/hooks"
+	"clinicmsg/internal/store"
 )
 
 // TestGrowingIDs: the ids of bulk-created messages and audit rows are PocketBase ids (15
@@ -15,7 +15,7 @@ func TestGrowingIDs(t *testing.T) {
 	seen := map[string]bool{}
 	prev := ""
 	for range 100_000 {
-		id := hooks.GrowingID()
+		id := store.GrowingID()
 		if !valid.MatchString(id) {
 			t.Fatalf("expected a 15-character id of [a-z0-9], got %q", id)
 		}

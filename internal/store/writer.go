@@ -1,4 +1,4 @@
-package hooks
+package store
 
 import (
 	"database/sql"
@@ -12,11 +12,11 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 )
 
-// writer commits the hot path's small writes in groups: SQLite has one write connection,
+// Writer commits the hot path's small writes in groups: SQLite has one write connection,
 // and a transaction per send outcome or delivery report spends most of its time beginning
 // and committing. Each caller still waits for its own commit, so a webhook is answered only
 // once its change is durable.
-type writer struct {
+type Writer struct {
 	app      core.App
 	ops      chan *writeOp
 	maxBatch int
@@ -33,13 +33,13 @@ type writeOp struct {
 	done chan error
 }
 
-func newWriter(app core.App, maxBatch int, window time.Duration) *writer {
-	return &writer{app: app, ops: make(chan *writeOp, maxBatch*4), maxBatch: maxBatch, window: window}
+func NewWriter(app core.App, maxBatch int, window time.Duration) *Writer {
+	return &Writer{app: app, ops: make(chan *writeOp, maxBatch*4), maxBatch: maxBatch, window: window}
 }
 
 // Do runs fn in a group transaction and returns once it is committed (or failed). When the
 // writer is not running, fn gets a transaction of its own.
-func (w *writer) Do(fn func(tx core.App) error) error {
+func (w *Writer) Do(fn func(tx core.App) error) error {
 	w.mu.Lock()
 	running := w.started && !w.stopped
 	if !running {
@@ -52,7 +52,7 @@ func (w *writer) Do(fn func(tx core.App) error) error {
 	return <-op.done
 }
 
-func (w *writer) Start() {
+func (w *Writer) Start() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.started || w.stopped {
@@ -64,7 +64,7 @@ func (w *writer) Start() {
 }
 
 // Stop commits what is queued and stops; later writes get their own transactions.
-func (w *writer) Stop() {
+func (w *Writer) Stop() {
 	w.mu.Lock()
 	if !w.started || w.stopped {
 		w.stopped = true
@@ -77,7 +77,7 @@ func (w *writer) Stop() {
 	<-w.done
 }
 
-func (w *writer) loop() {
+func (w *Writer) loop() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, w.maxBatch)
 	for op := range w.ops {
@@ -103,7 +103,7 @@ func (w *writer) loop() {
 
 // commit runs a batch in one transaction; if any op fails, the batch is rolled back and
 // each op is run again alone, so one bad write never fails its neighbours.
-func (w *writer) commit(batch []*writeOp) {
+func (w *Writer) commit(batch []*writeOp) {
 	if len(batch) > 1 {
 		err := w.run(func(tx core.App) error {
 			for _, op := range batch {
@@ -126,7 +126,7 @@ func (w *writer) commit(batch []*writeOp) {
 }
 
 // run runs fn in a transaction whose statements are prepared once (groupStmts).
-func (w *writer) run(fn func(tx core.App) error) error {
+func (w *Writer) run(fn func(tx core.App) error) error {
 	return w.app.RunInTransaction(func(tx core.App) error {
 		groupStmts.Store(tx, map[string]*dbx.Query{})
 		defer groupStmts.Delete(tx)
@@ -140,14 +140,14 @@ func (w *writer) run(fn func(tx core.App) error) error {
 // map needs no lock; the statements close with their transaction.
 var groupStmts sync.Map // core.App (the transaction) → map[string]*dbx.Query
 
-// cachedQuery returns text as a query on tx, prepared once per group transaction.
-func cachedQuery(tx core.App, text string) *dbx.Query {
-	return cachedBuild(tx, text, func() *dbx.Query { return tx.DB().NewQuery(text) })
+// CachedQuery returns text as a query on tx, prepared once per group transaction.
+func CachedQuery(tx core.App, text string) *dbx.Query {
+	return CachedBuild(tx, text, func() *dbx.Query { return tx.DB().NewQuery(text) })
 }
 
-// cachedBuild returns build()'s query, prepared once per group transaction under key.
+// CachedBuild returns build()'s query, prepared once per group transaction under key.
 // The query must take the same parameter names every time.
-func cachedBuild(tx core.App, key string, build func() *dbx.Query) *dbx.Query {
+func CachedBuild(tx core.App, key string, build func() *dbx.Query) *dbx.Query {
 	v, ok := groupStmts.Load(tx)
 	if !ok {
 		return build()
@@ -184,5 +184,5 @@ func updateWhere(tx core.App, table string, set, match dbx.Params) (sql.Result, 
 		sb.WriteString("[[" + k + "]] = {:w_" + k + "}")
 		params["w_"+k] = match[k]
 	}
-	return cachedQuery(tx, sb.String()).Bind(params).Execute()
+	return CachedQuery(tx, sb.String()).Bind(params).Execute()
 }

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// Claimed is one row a claim leased: its id and channel.
+type Claimed struct {
+	ID      string `db:"id"`
+	Channel string `db:"channel"`
+}
+
+// claimSQL leases due queued rows: status "sending", one more attempt, next_attempt_at =
+// the lease's end. Single messages (no campaign) are claimed ahead of campaign messages, so
+// a lab result or an appointment change never waits behind a campaign's backlog; each half
+// reads its own partial index (idx_messages_due_single, idx_messages_due_campaign). A
+// canceled campaign's queued messages are left for the campaign runner to cancel.
+const claimSQL = `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}%s
+	WHERE id IN (
+		SELECT id FROM (SELECT id FROM messages WHERE status = 'queued' AND campaign = '' AND next_attempt_at <= {:now}
+			ORDER BY next_attempt_at LIMIT {:n})
+		UNION ALL
+		SELECT id FROM (SELECT id FROM messages WHERE status = 'queued' AND campaign != '' AND next_attempt_at <= {:now}
+			AND campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled')
+			ORDER BY next_attempt_at LIMIT {:n})
+		LIMIT {:n})
+	RETURNING id, channel`
+
+// Claim leases up to n due queued messages until lease, in tx. routes names the provider
+// of each channel whose route does not depend on the attempt; the claim writes it in the
+// same UPDATE, and the caller routes the others with Route.
+func (s *Store) Claim(tx core.App, n int, now, lease time.Time, routes map[string]string) ([]Claimed, error) {
+	params := dbx.Params{"now": FormatTime(now), "lease": FormatTime(lease), "n": n}
+	var route strings.Builder
+	i := 0
+	for ch, name := range routes {
+		fmt.Fprintf(&route, " WHEN {:ch%d} THEN {:pr%d}", i, i)
+		params["ch"+strconv.Itoa(i)], params["pr"+strconv.Itoa(i)] = ch, name
+		i++
+	}
+	setProvider := ""
+	if route.Len() > 0 {
+		setProvider = ", provider = CASE channel" + route.String() + " ELSE provider END"
+	}
+	var rows []Claimed
+	if err := tx.DB().NewQuery(fmt.Sprintf(claimSQL, setProvider)).Bind(params).All(&rows); err != nil {
+		return nil, fmt.Errorf("failed to claim due messages: %w", err)
+	}
+	return rows, nil
+}
+
+// Route sets the provider of claimed messages whose channel the claim could not route.
+func Route(tx core.App, provider string, ids []any) error {
+	if _, err := tx.DB().Update("messages", dbx.Params{"provider": provider}, dbx.In("id", ids...)).Execute(); err != nil {
+		return fmt.Errorf("failed to route claimed messages: %w", err)
+	}
+	return nil
+}
