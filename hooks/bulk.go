@@ -109,20 +109,6 @@ func (s *Service) validateFields(rec *core.Record, seen *batchSeen) error {
 	if len(fieldErrs) > 0 {
 		return router.NewBadRequestError("Failed to create the message.", fieldErrs)
 	}
-	if id := rec.GetString("campaign"); id != "" {
-		clinic, ok := seen.campaigns[id]
-		if !ok {
-			// Not found stays "": an unknown campaign is refused for each message naming it.
-			err := s.app.DB().Select("clinic").From("campaigns").Where(dbx.HashExp{"id": id}).Limit(1).Row(&clinic)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("failed to look up campaign %s: %w", id, err)
-			}
-			seen.campaigns[id] = clinic
-		}
-		if clinic == "" || clinic != rec.GetString("clinic") {
-			return badField("campaign", "validation_invalid_campaign", fmt.Sprintf("campaign %q does not exist in this clinic", id))
-		}
-	}
 	return nil
 }
 

@@ -24,6 +24,12 @@ const (
 	maxSMSBody      = 1600
 	maxWhatsAppBody = 4096
 	maxEmailBody    = 20000
+	maxSubject      = 998 // an email header line's limit (RFC 5322)
+	// maxContextBytes bounds a message's template variables: the longest body is 20,000
+	// characters, so a larger context can only be a mistake or an attack.
+	maxContextBytes = 64 << 10
+	// maxTemplateBody bounds each template body, in characters.
+	maxTemplateBody = maxEmailBody
 )
 
 var (
@@ -102,6 +108,9 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 		}
 	}
 
+	if err := s.checkCampaign(app, rec, seen); err != nil {
+		return store.Entry{}, err
+	}
 	if c := rec.GetString("category"); c != "" && !slices.Contains(categories, c) {
 		return store.Entry{}, badField("category", "validation_invalid_category", fmt.Sprintf("category must be one of %s", strings.Join(categories, ", ")))
 	}
@@ -184,6 +193,33 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 	}
 	seen.add(rec)
 	return store.Entry{Message: rec.Id, Event: "created", Status: status, Detail: detail, IP: who.IP, UserAgent: who.UserAgent}, nil
+}
+
+// checkCampaign refuses a campaign of another clinic (or none): whatever path creates the
+// message, its campaign's counters must only ever count the campaign's own clinic.
+func (s *Service) checkCampaign(app core.App, rec *core.Record, seen *batchSeen) error {
+	id := rec.GetString("campaign")
+	if id == "" {
+		return nil
+	}
+	clinic, ok := "", false
+	if seen != nil {
+		clinic, ok = seen.campaigns[id]
+	}
+	if !ok {
+		// Not found stays "": an unknown campaign is refused for each message naming it.
+		err := app.DB().Select("clinic").From("campaigns").Where(dbx.HashExp{"id": id}).Limit(1).Row(&clinic)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("failed to look up campaign %s: %w", id, err)
+		}
+		if seen != nil {
+			seen.campaigns[id] = clinic
+		}
+	}
+	if clinic == "" || clinic != rec.GetString("clinic") {
+		return badField("campaign", "validation_invalid_campaign", fmt.Sprintf("campaign %q does not exist in this clinic", id))
+	}
+	return nil
 }
 
 func idempotencyConflict(firstID string) error {
@@ -338,6 +374,9 @@ func (s *Service) renderContent(app core.App, rec, clinic, pref *core.Record) er
 	}
 
 	vars := map[string]any{}
+	if raw, ok := rec.Get("context").(types.JSONRaw); ok && len(raw) > maxContextBytes {
+		return badField("context", "validation_context_too_large", fmt.Sprintf("context has %d bytes; the limit is %d", len(raw), maxContextBytes))
+	}
 	if raw, ok := rec.Get("context").(types.JSONRaw); ok && len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &vars); err != nil {
 			return badField("context", "validation_invalid_context", "context must be a JSON object of template variables")
@@ -347,7 +386,11 @@ func (s *Service) renderContent(app core.App, rec, clinic, pref *core.Record) er
 		vars["clinic_name"] = clinic.GetString("name")
 	}
 
-	body, err := render(tpl.GetString("body_"+used), vars)
+	limit := bodyLimit(rec.GetString("channel"))
+	body, err := render(tpl.GetString("body_"+used), vars, limit)
+	if errors.Is(err, errRenderTooLong) {
+		return badField("context", "validation_body_too_long", fmt.Sprintf("template %q filled with this context is longer than the %s limit of %d characters", code, rec.GetString("channel"), limit))
+	}
 	if err != nil {
 		return badField("context", "validation_missing_variable", fmt.Sprintf("template %q needs %s", code, err))
 	}
@@ -360,7 +403,10 @@ func (s *Service) renderContent(app core.App, rec, clinic, pref *core.Record) er
 		if subject == "" {
 			subject = clinic.GetString("name")
 		}
-		subject, err = render(subject, vars)
+		subject, err = render(subject, vars, maxSubject)
+		if errors.Is(err, errRenderTooLong) {
+			return badField("context", "validation_subject_too_long", fmt.Sprintf("template %q subject filled with this context is longer than %d characters", code, maxSubject))
+		}
 		if err != nil {
 			return badField("context", "validation_missing_variable", fmt.Sprintf("template %q subject needs %s", code, err))
 		}
@@ -395,15 +441,20 @@ func findTemplate(app core.App, clinicID, code string) (*core.Record, error) {
 	return shared, nil
 }
 
+// bodyLimit is a channel's body limit in characters.
+func bodyLimit(channel string) int {
+	switch channel {
+	case providers.ChannelSMS:
+		return maxSMSBody
+	case providers.ChannelWhatsApp:
+		return maxWhatsAppBody
+	}
+	return maxEmailBody
+}
+
 func checkBody(rec *core.Record) error {
 	n := utf8.RuneCountInString(rec.GetString("body"))
-	limit := maxEmailBody
-	switch rec.GetString("channel") {
-	case providers.ChannelSMS:
-		limit = maxSMSBody
-	case providers.ChannelWhatsApp:
-		limit = maxWhatsAppBody
-	}
+	limit := bodyLimit(rec.GetString("channel"))
 	if n > limit {
 		return badField("body", "validation_body_too_long", fmt.Sprintf("body has %d characters; the %s limit is %d", n, rec.GetString("channel"), limit))
 	}

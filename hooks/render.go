@@ -2,37 +2,75 @@ package hooks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}`)
 
-// missingVariableError names the first {{variable}} a template needs and the context lacks.
-type missingVariableError struct{ name string }
+// missingVariableError names every {{variable}} a template needs and the context lacks.
+type missingVariableError struct{ names []string }
 
 func (e *missingVariableError) Error() string {
-	return fmt.Sprintf("missing variable %q", e.name)
+	quoted := make([]string, len(e.names))
+	for i, n := range e.names {
+		quoted[i] = strconv.Quote(n)
+	}
+	if len(quoted) == 1 {
+		return "missing variable " + quoted[0]
+	}
+	return "missing variables " + strings.Join(quoted, ", ")
 }
 
+// errRenderTooLong says a rendered text passed its limit; rendering stopped there.
+var errRenderTooLong = errors.New("the rendered text is too long")
+
 // render fills {{name}} placeholders from vars. A missing variable is an error, never an
-// empty hole in a patient's message.
-func render(text string, vars map[string]any) (string, error) {
-	var missing error
-	out := placeholder.ReplaceAllStringFunc(text, func(m string) string {
-		name := placeholder.FindStringSubmatch(m)[1]
+// empty hole in a patient's message. It stops as soon as the text passes limit characters,
+// so a template of many placeholders filled with a large value costs no more than the
+// limit: the work per request is bounded by the channel's limit, not by the input.
+func render(text string, vars map[string]any, limit int) (string, error) {
+	var sb strings.Builder
+	var missing []string
+	n := 0 // characters written
+	add := func(part string) bool {
+		if len(part) > 4*(limit-n) || n+utf8.RuneCountInString(part) > limit {
+			return false
+		}
+		n += utf8.RuneCountInString(part)
+		sb.WriteString(part)
+		return true
+	}
+	last := 0
+	for _, loc := range placeholder.FindAllStringSubmatchIndex(text, -1) {
+		if !add(text[last:loc[0]]) {
+			return "", errRenderTooLong
+		}
+		last = loc[1]
+		name := text[loc[2]:loc[3]]
 		v, ok := vars[name]
 		if !ok || v == nil {
-			if missing == nil {
-				missing = &missingVariableError{name: name}
+			if !slices.Contains(missing, name) {
+				missing = append(missing, name)
 			}
-			return m
+			continue
 		}
-		return stringify(v)
-	})
-	return out, missing
+		if !add(stringify(v)) {
+			return "", errRenderTooLong
+		}
+	}
+	if !add(text[last:]) {
+		return "", errRenderTooLong
+	}
+	if len(missing) > 0 {
+		return "", &missingVariableError{names: missing}
+	}
+	return sb.String(), nil
 }
 
 func stringify(v any) string {

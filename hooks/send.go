@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 
+	"clinicmsg/providers"
+
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/router"
@@ -168,7 +170,9 @@ func (s *Service) send(e *core.RequestEvent, raw []byte) error {
 	if err != nil {
 		return e.Error(http.StatusServiceUnavailable, "The messages could not be stored; nothing was accepted. Retry later.", err)
 	}
-	accepted := 0
+	// A skipped message (opted out, duplicate) is stored but will never be sent: it is
+	// counted apart from the accepted ones, so an app never takes it for a send.
+	accepted, skipped := 0, 0
 	for j, m := range msgs {
 		i := at[j]
 		if r := refused[j]; r != nil {
@@ -177,7 +181,11 @@ func (s *Service) send(e *core.RequestEvent, raw []byte) error {
 			continue
 		}
 		out[i] = sendItem{Status: http.StatusOK, Body: m.rec}
-		accepted++
+		if m.rec.GetString("status") == providers.StatusSkipped {
+			skipped++
+		} else {
+			accepted++
+		}
 	}
 	if single {
 		if apiErr, ok := out[0].Body.(*router.ApiError); ok {
@@ -185,7 +193,7 @@ func (s *Service) send(e *core.RequestEvent, raw []byte) error {
 		}
 		return e.JSON(out[0].Status, out[0].Body)
 	}
-	return e.JSON(http.StatusOK, map[string]any{"accepted": accepted, "rejected": len(items) - accepted, "items": out})
+	return e.JSON(http.StatusOK, map[string]any{"accepted": accepted, "skipped": skipped, "rejected": len(items) - accepted - skipped, "items": out})
 }
 
 // sendRecord applies the request-level checks of a record create to one item.
@@ -200,6 +208,9 @@ func (s *Service) sendRecord(e *core.RequestEvent, col *core.Collection, item ma
 			return nil, fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
 		}
 		item["clinic"] = own
+	}
+	if err := checkReadable(item); err != nil {
+		return nil, err
 	}
 	for _, f := range readOnlyFields["messages"] {
 		if _, ok := item[f]; ok {

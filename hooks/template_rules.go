@@ -1,0 +1,24 @@
+package hooks
+
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// onTemplateSave bounds a template's texts: a body longer than any channel carries can
+// never be sent, and rendering it would only cost memory.
+func (s *Service) onTemplateSave(e *core.RecordEvent) error {
+	for _, f := range []string{"body_en", "body_ar"} {
+		if n := utf8.RuneCountInString(e.Record.GetString(f)); n > maxTemplateBody {
+			return badField(f, "validation_template_too_long", fmt.Sprintf("%s has %d characters; the limit is %d", f, n, maxTemplateBody))
+		}
+	}
+	for _, f := range []string{"subject_en", "subject_ar"} {
+		if n := utf8.RuneCountInString(e.Record.GetString(f)); n > maxSubject {
+			return badField(f, "validation_template_too_long", fmt.Sprintf("%s has %d characters; the limit is %d", f, n, maxSubject))
+		}
+	}
+	return e.Next()
+}
