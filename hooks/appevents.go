@@ -75,7 +75,7 @@ func (a *AppEvents) Start() {
 	a.start(a.s.cfg.SweepInterval, a.deliverDue)
 }
 
-// appWebhook is where clinic's events go and the secret that signs them: the clinic's own
+// appWebhook is where a clinic's events go and the secret that signs them: the clinic's own
 // webhook, else the appliance's. A clinic's own secret never signs for the appliance's URL,
 // nor the reverse, so one clinic's system can never verify (or forge) another's events.
 func (s *Service) appWebhook(clinic *core.Record) (url, secret string) {

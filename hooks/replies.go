@@ -50,9 +50,10 @@ func (s *Service) handleTwilioInbound(e *core.RequestEvent) error {
 }
 
 // ReceiveReply stores a patient's message, matches it to the last message sent to that
-// number from the number the patient wrote to (see matchReply), classifies it and acts on it, in one transaction: opt out or back in, answer
-// HELP, record an appointment answer on its message, and queue the event for the clinic's
-// app. A repeated delivery of the same inbound message changes nothing.
+// number from the number the patient wrote to (matchReply), classifies it and acts on it,
+// in one transaction: opt out or back in, answer HELP, record an appointment answer on its
+// message, and queue the event for the clinic's app. A repeated delivery of the same inbound
+// message changes nothing.
 func (s *Service) ReceiveReply(in providers.Inbound, provider string) (*core.Record, error) {
 	var reply *core.Record
 	err := s.app.RunInTransaction(func(tx core.App) error {
