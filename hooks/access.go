@@ -23,6 +23,13 @@ var readOnlyFields = map[string][]string{
 	"campaigns": {"total", "queued", "sent", "delivered", "failed", "skipped", "cursor", "result", "started_at", "finished_at"},
 }
 
+// assignedClinicFields are the clinic settings a superuser assigns and a clinic admin may not
+// claim: the senders decide whose number a patient sees and so where the patient's answer
+// (and its STOP) goes, and the app webhook decides whose system receives the clinic's
+// replies. The clinics update rule refuses them too (migration 1764800000); this check names
+// the field.
+var assignedClinicFields = []string{"sms_sender", "whatsapp_sender", "app_webhook_url", "app_webhook_secret"}
+
 // guardClinicWrites answers a clinic user's create or update of a clinic-scoped record with
 // a 4xx that names the problem (another clinic, a server-only field) before PocketBase's
 // API rules, which would refuse the same request without saying why.
@@ -38,6 +45,9 @@ func (s *Service) guardClinicWrites(e *core.RequestEvent) error {
 		return e.Next() // guests are refused by the rules; superusers may do anything
 	}
 	col, err := e.App.FindCachedCollectionByNameOrId(parts[2])
+	if err == nil && col.Name == "clinics" {
+		return s.guardClinicSettings(e)
+	}
 	if err != nil || !slices.Contains(clinicScoped, col.Name) {
 		return e.Next()
 	}
@@ -57,6 +67,21 @@ func (s *Service) guardClinicWrites(e *core.RequestEvent) error {
 	for _, f := range readOnlyFields[col.Name] {
 		if _, ok := info.Body[f]; ok {
 			return badField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
+		}
+	}
+	return e.Next()
+}
+
+// guardClinicSettings answers a clinic user's write of an assigned clinic field with a 403
+// naming it, before anything is changed.
+func (s *Service) guardClinicSettings(e *core.RequestEvent) error {
+	info, err := e.RequestInfo()
+	if err != nil {
+		return e.BadRequestError("Failed to read the request body.", err)
+	}
+	for _, f := range assignedClinicFields {
+		if _, ok := info.Body[f]; ok {
+			return fieldError(http.StatusForbidden, f, "validation_superuser_only", fmt.Sprintf("%s is assigned by a superuser and cannot be changed by a clinic", f))
 		}
 	}
 	return e.Next()
@@ -122,6 +147,10 @@ func (s *Service) onClinicSave(e *core.RecordEvent) error {
 	}
 	if r.GetInt("retention_days") == 0 {
 		r.Set("retention_days", s.cfg.RetentionDays)
+	}
+	// The app verifies every event with the secret; an unsigned webhook would accept forgeries.
+	if r.GetString("app_webhook_url") != "" && r.GetString("app_webhook_secret") == "" {
+		return badField("app_webhook_secret", "validation_required", "app_webhook_secret is required with app_webhook_url: the clinic's app checks each event's signature with it")
 	}
 	return e.Next()
 }

@@ -24,9 +24,14 @@ import (
 const appEventMaxAttempts = 12
 
 // queueAppEvent stores an event for the clinic's app in the caller's transaction; the
-// AppEvents worker delivers it. Nothing is stored when no app webhook is configured.
+// AppEvents worker delivers it. Nothing is stored when the clinic has no app webhook of its
+// own and none is configured for the appliance.
 func (s *Service) queueAppEvent(tx core.App, clinic, eventType string, data map[string]any) error {
-	if s.cfg.AppWebhookURL == "" {
+	c, err := tx.FindRecordById("clinics", clinic)
+	if err != nil {
+		return fmt.Errorf("failed to load the clinic of an app event: %w", err)
+	}
+	if url, _ := s.appWebhook(c); url == "" {
 		return nil
 	}
 	col, err := tx.FindCachedCollectionByNameOrId("app_events")
@@ -37,7 +42,7 @@ func (s *Service) queueAppEvent(tx core.App, clinic, eventType string, data map[
 	ev.Set("clinic", clinic)
 	ev.Set("type", eventType)
 	ev.Set("payload", data)
-	ev.Set("status", "pending")
+	store.SetEventStatus(ev, store.EventPending)
 	ev.Set("next_attempt_at", types.NowDateTime())
 	if err := tx.Save(ev); err != nil {
 		return fmt.Errorf("failed to queue an app event: %w", err)
@@ -66,12 +71,20 @@ func newAppEvents(s *Service) *AppEvents {
 	return &AppEvents{worker: newWorker(), s: s, client: &http.Client{Timeout: 10 * time.Second}}
 }
 
-// Start starts the sender when an app webhook is configured.
+// Start starts the sender. It runs even without CLINICMSG_APP_WEBHOOK_URL: a superuser may
+// give any clinic a webhook of its own at any time.
 func (a *AppEvents) Start() {
-	if a.s.cfg.AppWebhookURL == "" {
-		return
-	}
 	a.start(a.s.cfg.SweepInterval, a.deliverDue)
+}
+
+// appWebhook is where a clinic's events go and the secret that signs them: the clinic's own
+// webhook, else the appliance's. A clinic's own secret never signs for the appliance's URL,
+// nor the reverse, so one clinic's system can never verify (or forge) another's events.
+func (s *Service) appWebhook(clinic *core.Record) (url, secret string) {
+	if u := clinic.GetString("app_webhook_url"); u != "" {
+		return u, clinic.GetString("app_webhook_secret")
+	}
+	return s.cfg.AppWebhookURL, s.cfg.AppWebhookSecret
 }
 
 func (a *AppEvents) deliverDue(ctx context.Context) {
@@ -103,17 +116,27 @@ func (a *AppEvents) deliver(ctx context.Context, ev *core.Record) {
 		a.s.app.Logger().Error("failed to encode an app event", "event", ev.Id, "error", err)
 		return
 	}
-	code, postErr := a.post(ctx, ev, body)
+	var code int
+	var postErr error
+	clinic, err := a.s.app.FindRecordById("clinics", ev.GetString("clinic"))
+	if err != nil {
+		postErr = fmt.Errorf("failed to load the event's clinic: %w", err)
+	} else if url, secret := a.s.appWebhook(clinic); url == "" {
+		// The webhook was removed after the event was queued: nowhere to send it.
+		postErr = fmt.Errorf("no app webhook is configured for the clinic")
+	} else {
+		code, postErr = a.post(ctx, ev, body, url, secret)
+	}
 	attempt := ev.GetInt("attempts") + 1
 	ev.Set("attempts", attempt)
 	ev.Set("last_status_code", code)
 	switch {
 	case postErr == nil && code >= 200 && code < 300:
-		ev.Set("status", "delivered")
+		store.SetEventStatus(ev, store.EventDelivered)
 		ev.Set("last_error", "")
 		ev.Set("next_attempt_at", "")
 	case attempt >= appEventMaxAttempts:
-		ev.Set("status", "failed")
+		store.SetEventStatus(ev, store.EventFailed)
 		ev.Set("last_error", errText(postErr, code))
 		ev.Set("next_attempt_at", "")
 	default:
@@ -126,8 +149,8 @@ func (a *AppEvents) deliver(ctx context.Context, ev *core.Record) {
 	}
 }
 
-func (a *AppEvents) post(ctx context.Context, ev *core.Record, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.s.cfg.AppWebhookURL, bytes.NewReader(body))
+func (a *AppEvents) post(ctx context.Context, ev *core.Record, body []byte, url, secret string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("failed to build the app webhook request: %w", err)
 	}
@@ -135,7 +158,7 @@ func (a *AppEvents) post(ctx context.Context, ev *core.Record, body []byte) (int
 	req.Header.Set("User-Agent", "clinicmsg")
 	req.Header.Set("X-Clinicmsg-Event", ev.GetString("type"))
 	req.Header.Set("X-Clinicmsg-Delivery", ev.Id)
-	req.Header.Set("X-Clinicmsg-Signature", "sha256="+SignAppEvent(a.s.cfg.AppWebhookSecret, body))
+	req.Header.Set("X-Clinicmsg-Signature", "sha256="+SignAppEvent(secret, body))
 	res, err := a.client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("failed to reach the app webhook: %w", err)

@@ -121,6 +121,19 @@ func (s *Service) insertMessages(tx core.App, msgs []*newMessage) (map[int]error
 	if err != nil {
 		return nil, err
 	}
+	var clinics []any
+	for _, m := range msgs {
+		clinics = append(clinics, m.rec.GetString("clinic"))
+	}
+	exist, err := clinicsExist(tx, clinics)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range msgs {
+		if c := m.rec.GetString("clinic"); !exist[c] && refused[i] == nil {
+			refused[i] = badField("clinic", "validation_invalid_clinic", fmt.Sprintf("clinic %q does not exist", c))
+		}
+	}
 	rows := make([]*newMessage, 0, len(msgs))
 	for i, m := range msgs {
 		if refused[i] == nil {

@@ -7,11 +7,37 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 )
 
+// Caches are bounded: a template cache keyed by whatever name a caller sends would otherwise
+// grow with every unknown name until memory ran out. Past the bound, expired entries are
+// dropped and, if that is not enough, the cache starts over (a reload costs one query).
+const (
+	maxCachedClinics   = 4096
+	maxCachedTemplates = 4096
+)
+
+// pruneExpired makes room for one more entry in m: it drops the entries older than ttl and,
+// if m is still at limit, all of them.
+func pruneExpired[E any](m map[string]E, limit int, ttl time.Duration, at func(E) time.Time) map[string]E {
+	if len(m) < limit {
+		return m
+	}
+	for k, e := range m {
+		if time.Since(at(e)) >= ttl {
+			delete(m, k)
+		}
+	}
+	if len(m) < limit {
+		return m
+	}
+	return make(map[string]E, limit)
+}
+
 // clinicCache keeps clinic records for a few seconds: every send and every create reads
 // its clinic, and clinics change rarely (an edit takes effect within the TTL).
 type clinicCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
+	max     int
 	entries map[string]clinicEntry
 	// load lets one caller at a time read a clinic from the database: when an entry
 	// expires, every send in flight asks for it at once.
@@ -24,7 +50,7 @@ type clinicEntry struct {
 }
 
 func newClinicCache(ttl time.Duration) *clinicCache {
-	return &clinicCache{ttl: ttl, entries: map[string]clinicEntry{}}
+	return &clinicCache{ttl: ttl, max: maxCachedClinics, entries: map[string]clinicEntry{}}
 }
 
 // get returns a copy of the clinic, from the cache or from app.
@@ -52,6 +78,7 @@ func (c *clinicCache) shared(app core.App, id string) (*core.Record, error) {
 		return nil, err
 	}
 	c.mu.Lock()
+	c.entries = pruneExpired(c.entries, c.max, c.ttl, func(e clinicEntry) time.Time { return e.at })
 	c.entries[id] = clinicEntry{rec: rec, at: time.Now()}
 	c.mu.Unlock()
 	return rec, nil
@@ -73,6 +100,8 @@ func (c *clinicCache) forget(id string) {
 	c.mu.Unlock()
 }
 
+// locations holds loaded time zones; only names that load are kept, so it is bounded by
+// the IANA database (about 600 names) whatever callers send.
 var locations sync.Map // IANA name -> *time.Location
 
 func loadLocation(name string) (*time.Location, error) {
@@ -92,6 +121,7 @@ func loadLocation(name string) (*time.Location, error) {
 type templateCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
+	max     int
 	entries map[string]templateEntry
 }
 
@@ -101,7 +131,7 @@ type templateEntry struct {
 }
 
 func newTemplateCache(ttl time.Duration) *templateCache {
-	return &templateCache{ttl: ttl, entries: map[string]templateEntry{}}
+	return &templateCache{ttl: ttl, max: maxCachedTemplates, entries: map[string]templateEntry{}}
 }
 
 func (c *templateCache) get(key string, load func() (*core.Record, error)) (*core.Record, error) {
@@ -123,6 +153,7 @@ func (c *templateCache) get(key string, load func() (*core.Record, error)) (*cor
 		entry.rec = rec.Fresh()
 	}
 	c.mu.Lock()
+	c.entries = pruneExpired(c.entries, c.max, c.ttl, func(e templateEntry) time.Time { return e.at })
 	c.entries[key] = entry
 	c.mu.Unlock()
 	return rec, nil

@@ -21,13 +21,13 @@ import (
 	"github.com/pocketbase/pocketbase/tools/types"
 )
 
-// Campaign statuses.
+// Campaign statuses (the shared list is store.CampaignStatuses).
 const (
-	campaignDraft     = "draft"
-	campaignScheduled = "scheduled"
-	campaignRunning   = "running"
-	campaignDone      = "done"
-	campaignCanceled  = "canceled"
+	campaignDraft     = store.CampaignDraft
+	campaignScheduled = store.CampaignScheduled
+	campaignRunning   = store.CampaignRunning
+	campaignDone      = store.CampaignDone
+	campaignCanceled  = store.CampaignCanceled
 )
 
 // maxRecipients bounds one campaign; bigger lists belong in several campaigns.
@@ -152,9 +152,9 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 	case st != "" && st != campaignRunning:
 		return badField("status", "validation_invalid_status", "a new campaign is draft or running")
 	case isFuture(r.GetDateTime("send_at")):
-		r.Set("status", campaignScheduled)
+		store.SetCampaignStatus(r, campaignScheduled)
 	default:
-		r.Set("status", campaignRunning)
+		store.SetCampaignStatus(r, campaignRunning)
 		r.Set("started_at", types.NowDateTime())
 	}
 	// The list is stored in parts beside the campaign (campaign_recipients), in the same
@@ -206,7 +206,7 @@ func (s *Service) onCampaignUpdate(e *core.RecordEvent) error {
 	before, after := r.Original().GetString("status"), r.GetString("status")
 	if before == campaignDraft && after == campaignRunning {
 		if isFuture(r.GetDateTime("send_at")) {
-			r.Set("status", campaignScheduled)
+			store.SetCampaignStatus(r, campaignScheduled)
 		} else {
 			r.Set("started_at", types.NowDateTime())
 		}
@@ -258,7 +258,7 @@ func (c *Campaigns) RunOnce(ctx context.Context) error {
 		return fmt.Errorf("failed to find due campaigns: %w", err)
 	}
 	for _, r := range due {
-		r.Set("status", campaignRunning)
+		store.SetCampaignStatus(r, campaignRunning)
 		r.Set("started_at", types.NowDateTime())
 		if err := app.Save(r); err != nil {
 			return fmt.Errorf("failed to start campaign %s: %w", r.Id, err)

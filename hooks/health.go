@@ -72,15 +72,25 @@ type healthChecker struct {
 	checks map[string]*providerCheck
 	locks  map[string]*sync.Mutex // one per provider: a single check in flight
 
-	rateMu  sync.Mutex // serialises error-rate queries; guards rates and ratesAt
+	rateMu  sync.Mutex // serialises error-rate queries; guards rates, ratesAt and clinicRates
 	rates   map[string]rateSample
 	ratesAt time.Time
+	// clinicRates are each clinic's own error rates, for its users' view of /health.
+	clinicRates map[string]clinicRateSample
 
 	last   map[string]ChannelHealth // for metrics and for logging transitions
 	lastMu sync.Mutex
 }
 
 type rateSample struct{ attempted, failing int }
+
+type clinicRateSample struct {
+	rates map[string]rateSample
+	at    time.Time
+}
+
+// maxClinicRates bounds the per-clinic error-rate cache; past it the cache starts over.
+const maxClinicRates = 1000
 
 func newHealthChecker(s *Service) *healthChecker {
 	return &healthChecker{s: s, checks: map[string]*providerCheck{}, locks: map[string]*sync.Mutex{}, last: map[string]ChannelHealth{}}
@@ -142,6 +152,36 @@ func (h *healthChecker) errorRates(app core.App, ttl time.Duration) (map[string]
 	if h.rates != nil && time.Since(h.ratesAt) < ttl {
 		return h.rates, nil
 	}
+	rates, err := readErrorRates(app, "")
+	if err != nil {
+		return nil, err
+	}
+	h.rates, h.ratesAt = rates, time.Now()
+	return h.rates, nil
+}
+
+// clinicErrorRates is errorRates over one clinic's messages only: a clinic's users see how
+// their own messages fare, never another clinic's.
+func (h *healthChecker) clinicErrorRates(app core.App, clinic string, ttl time.Duration) (map[string]rateSample, error) {
+	h.rateMu.Lock()
+	defer h.rateMu.Unlock()
+	if c, ok := h.clinicRates[clinic]; ok && time.Since(c.at) < ttl {
+		return c.rates, nil
+	}
+	rates, err := readErrorRates(app, clinic)
+	if err != nil {
+		return nil, err
+	}
+	if h.clinicRates == nil || len(h.clinicRates) >= maxClinicRates {
+		h.clinicRates = map[string]clinicRateSample{}
+	}
+	h.clinicRates[clinic] = clinicRateSample{rates: rates, at: time.Now()}
+	return rates, nil
+}
+
+// readErrorRates counts, per provider, recent attempted messages and the failing ones, of
+// one clinic or ("") of all.
+func readErrorRates(app core.App, clinic string) (map[string]rateSample, error) {
 	var rows []struct {
 		Provider  string `db:"provider"`
 		Attempted int    `db:"attempted"`
@@ -149,21 +189,24 @@ func (h *healthChecker) errorRates(app core.App, ttl time.Duration) (map[string]
 	}
 	// clinic IN (...) lets SQLite walk idx_messages_clinic_created once per clinic
 	// instead of scanning every message.
+	scope := "clinic IN (SELECT id FROM clinics)"
+	if clinic != "" {
+		scope = "clinic = {:clinic}"
+	}
 	err := app.DB().NewQuery(`
 		SELECT provider, COUNT(*) AS attempted,
 			COALESCE(SUM(error_code != '' AND status IN ('queued', 'sending', 'failed') AND status_reason != 'permanent'), 0) AS failing
 		FROM messages
-		WHERE clinic IN (SELECT id FROM clinics) AND created >= {:since} AND attempts > 0 AND provider != ''
-		GROUP BY provider`).Bind(dbx.Params{"since": store.FormatTime(time.Now().Add(-errorWindow))}).All(&rows)
+		WHERE ` + scope + ` AND created >= {:since} AND attempts > 0 AND provider != ''
+		GROUP BY provider`).Bind(dbx.Params{"since": store.FormatTime(time.Now().Add(-errorWindow)), "clinic": clinic}).All(&rows)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read recent error rates: %w", err)
 	}
-	h.rates = map[string]rateSample{}
+	rates := map[string]rateSample{}
 	for _, r := range rows {
-		h.rates[r.Provider] = rateSample{r.Attempted, r.Failing}
+		rates[r.Provider] = rateSample{r.Attempted, r.Failing}
 	}
-	h.ratesAt = time.Now()
-	return h.rates, nil
+	return rates, nil
 }
 
 // channels returns the health of every routed channel. ttl 0 forces fresh checks (the
@@ -173,6 +216,23 @@ func (h *healthChecker) channels(ctx context.Context, ttl time.Duration) (map[st
 	if err != nil {
 		return nil, err
 	}
+	out := h.channelsWith(ctx, ttl, rates)
+	h.remember(out)
+	return out, nil
+}
+
+// clinicChannels is channels as one clinic's users see them: the providers' own checks
+// (shared by every clinic) weighed with that clinic's error rates only. It is not
+// remembered: /metrics and the status-change log are the appliance's.
+func (h *healthChecker) clinicChannels(ctx context.Context, clinic string, ttl time.Duration) (map[string]ChannelHealth, error) {
+	rates, err := h.clinicErrorRates(h.s.app, clinic, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return h.channelsWith(ctx, ttl, rates), nil
+}
+
+func (h *healthChecker) channelsWith(ctx context.Context, ttl time.Duration, rates map[string]rateSample) map[string]ChannelHealth {
 	out := map[string]ChannelHealth{}
 	for _, channel := range channels {
 		rt, ok := h.s.Router.Route(channel)
@@ -191,8 +251,7 @@ func (h *healthChecker) channels(ctx context.Context, ttl time.Duration) (map[st
 		}
 		out[channel] = ch
 	}
-	h.remember(out)
-	return out, nil
+	return out
 }
 
 func (h *healthChecker) providerHealth(ctx context.Context, name string, rates map[string]rateSample, ttl time.Duration) ChannelHealth {
@@ -311,7 +370,8 @@ func overall(chs map[string]ChannelHealth, ob *Outbox) string {
 
 // handleHealth answers GET /api/clinicmsg/health (the original spec's
 // check_integration_health). A guest learns only the overall status; a clinic user also
-// gets each channel and its own clinic's outbox; a superuser the whole appliance's.
+// gets each channel, with its own clinic's error rates, and its own clinic's outbox; a
+// superuser the whole appliance's.
 func (s *Service) handleHealth(e *core.RequestEvent) error {
 	o := s.ops()
 	chs, err := o.health.channels(e.Request.Context(), healthTTL)
@@ -329,8 +389,14 @@ func (s *Service) handleHealth(e *core.RequestEvent) error {
 	switch {
 	case super:
 	case e.Auth != nil && e.Auth.Collection().Name == "users" && e.Auth.GetString("clinic") != "":
-		if ob, err = s.outbox(e.App, e.Auth.GetString("clinic")); err != nil {
+		clinic := e.Auth.GetString("clinic")
+		if ob, err = s.outbox(e.App, clinic); err != nil {
 			return e.InternalServerError("Failed to read the outbox.", err)
+		}
+		// The channels' figures (error rate, and the status and detail it decides) are the
+		// clinic's own; the overall status above stays the appliance's, as a guest sees it.
+		if chs, err = o.health.clinicChannels(e.Request.Context(), clinic, healthTTL); err != nil {
+			return e.InternalServerError("Failed to check health.", err)
 		}
 	default:
 		return e.JSON(http.StatusOK, map[string]any{"status": status})

@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -146,21 +145,21 @@ func (s *Service) checkRecipients(clinic *core.Record, channel string, list []an
 }
 
 // unitPrice estimates the price of one segment on channel from what the clinic paid over
-// the last 30 days (the provider's own figures), falling back to every clinic's.
+// the last 30 days (the provider's own figures). A clinic that has paid nothing yet gets no
+// estimate: another clinic's prices are that clinic's business (its contract, its volume).
 func (s *Service) unitPrice(app core.App, clinicID, channel string) (float64, string, bool) {
 	var row struct {
 		Cost     float64 `db:"cost"`
 		Segments float64 `db:"segments"`
 		Currency string  `db:"currency"`
 	}
-	q := "SELECT SUM(cost) AS cost, SUM(segments) AS segments, currency FROM messages WHERE channel = {:ch} AND cost > 0 AND created >= datetime('now', '-30 days') %s GROUP BY currency ORDER BY COUNT(*) DESC LIMIT 1"
-	for _, scope := range []string{"AND clinic = {:c}", ""} {
-		err := app.DB().NewQuery(fmt.Sprintf(q, scope)).Bind(dbx.Params{"ch": channel, "c": clinicID}).One(&row)
-		if err == nil && row.Segments > 0 {
-			return row.Cost / row.Segments, row.Currency, true
-		}
+	err := app.DB().NewQuery(`SELECT SUM(cost) AS cost, SUM(segments) AS segments, currency FROM messages
+		WHERE clinic = {:c} AND channel = {:ch} AND cost > 0 AND created >= datetime('now', '-30 days')
+		GROUP BY currency ORDER BY COUNT(*) DESC LIMIT 1`).Bind(dbx.Params{"ch": channel, "c": clinicID}).One(&row)
+	if err != nil || row.Segments <= 0 {
+		return 0, "", false
 	}
-	return 0, "", false
+	return row.Cost / row.Segments, row.Currency, true
 }
 
 func roundCents(v float64) float64 {

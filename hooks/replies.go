@@ -51,9 +51,10 @@ func (s *Service) handleTwilioInbound(e *core.RequestEvent) error {
 }
 
 // ReceiveReply stores a patient's message, matches it to the last message sent to that
-// number, classifies it and acts on it, in one transaction: opt out or back in, answer
-// HELP, record an appointment answer on its message, and queue the event for the clinic's
-// app. A repeated delivery of the same inbound message changes nothing.
+// number from the number the patient wrote to (matchReply), classifies it and acts on it,
+// in one transaction: opt out or back in, answer HELP, record an appointment answer on its
+// message, and queue the event for the clinic's app. A repeated delivery of the same inbound
+// message changes nothing.
 func (s *Service) ReceiveReply(in providers.Inbound, provider string) (*core.Record, error) {
 	var reply *core.Record
 	err := s.app.RunInTransaction(func(tx core.App) error {
@@ -67,17 +68,11 @@ func (s *Service) ReceiveReply(in providers.Inbound, provider string) (*core.Rec
 				return fmt.Errorf("failed to look for a repeated reply: %w", err)
 			}
 		}
-		// The reply answers the last message that reached this number, whichever clinic sent it.
-		var matched *core.Record
-		var found []*core.Record
-		err := tx.RecordQuery("messages").
-			AndWhere(dbx.NewExp("[[to]] = {:from} AND status IN ('sent','delivered','read','undelivered')", dbx.Params{"from": in.From})).
-			OrderBy("created DESC").Limit(1).All(&found)
+		// The reply answers the last message sent to this patient from the number the patient
+		// wrote to: only a clinic that sent from that number may receive it.
+		matched, err := s.matchReply(tx, in)
 		if err != nil {
-			return fmt.Errorf("failed to match the reply: %w", err)
-		}
-		if len(found) > 0 {
-			matched = found[0]
+			return err
 		}
 		answersAppointment := matched != nil && (matched.GetString("category") == "reminder" || matched.GetString("category") == "confirmation")
 		intent := intents.Classify(in.Body, answersAppointment)
@@ -117,6 +112,87 @@ func (s *Service) ReceiveReply(in providers.Inbound, provider string) (*core.Rec
 	return reply, err
 }
 
+// matchReply finds the message a patient's reply answers: the last message on the reply's
+// channel to the patient's number from one of the clinics that send from the number the
+// patient wrote to (nil when none did).
+func (s *Service) matchReply(tx core.App, in providers.Inbound) (*core.Record, error) {
+	clinics, err := s.replyClinics(tx, in.Channel, in.To)
+	if err != nil {
+		return nil, err
+	}
+	if len(clinics) == 0 {
+		return nil, nil
+	}
+	var found []*core.Record
+	err = tx.RecordQuery("messages").
+		AndWhere(dbx.HashExp{"to": in.From, "channel": in.Channel}).
+		AndWhere(dbx.In("clinic", clinics...)).
+		AndWhere(dbx.NewExp("status IN ('sent','delivered','read','undelivered')")).
+		OrderBy("created DESC").Limit(1).All(&found)
+	if err != nil {
+		return nil, fmt.Errorf("failed to match the reply: %w", err)
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	return found[0], nil
+}
+
+// replyClinics returns the clinics that send on channel from the number to: those whose own
+// sender it is (several when a superuser gave them one number), and, when it is the
+// appliance's default sender (TWILIO_FROM_NUMBER / TWILIO_WHATSAPP_NUMBER, or any number of
+// the Messaging Service, which sends for clinics without a number of their own), the clinics
+// without a sender.
+func (s *Service) replyClinics(tx core.App, channel, to string) ([]any, error) {
+	field, def := "sms_sender", s.cfg.TwilioFromNumber
+	if channel == providers.ChannelWhatsApp {
+		field, def = "whatsapp_sender", s.cfg.TwilioWhatsAppNumber
+	}
+	to = senderKey(to)
+	if to == "" {
+		return nil, nil
+	}
+	var rows []struct {
+		ID     string `db:"id"`
+		Sender string `db:"sender"`
+	}
+	if err := tx.DB().Select("id", field+" AS sender").From("clinics").All(&rows); err != nil {
+		return nil, fmt.Errorf("failed to find the clinics sending from the reply's number: %w", err)
+	}
+	var own, unassigned []any
+	for _, r := range rows {
+		switch senderKey(r.Sender) {
+		case to:
+			own = append(own, r.ID)
+		case "":
+			unassigned = append(unassigned, r.ID)
+		}
+	}
+	viaDefault := to == senderKey(def)
+	if !viaDefault && s.cfg.TwilioMessagingServiceSID != "" && len(own) == 0 {
+		// The Messaging Service picks a number from its pool for clinics without a sender
+		// (for SMS always; for WhatsApp when no default number is set); any number that is
+		// no clinic's own may be one of the pool's.
+		viaDefault = channel == providers.ChannelSMS || def == ""
+	}
+	if viaDefault {
+		own = append(own, unassigned...)
+	}
+	return own, nil
+}
+
+// senderKey is a sender number as compared: without Twilio's "whatsapp:" prefix, spaces or
+// dashes, so that "+966 50-123" written on a clinic matches Twilio's "+96650123".
+func senderKey(n string) string {
+	n = strings.TrimPrefix(strings.TrimSpace(n), "whatsapp:")
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, n)
+}
+
 func (s *Service) actOnReply(tx core.App, reply, msg *core.Record, intent intents.Intent, in providers.Inbound) error {
 	now := types.NowDateTime()
 	err := s.upsertPreference(tx, msg, func(p *core.Record) bool {
@@ -141,13 +217,10 @@ func (s *Service) actOnReply(tx core.App, reply, msg *core.Record, intent intent
 
 	switch intent {
 	case intents.Confirm, intents.Cancel:
-		msg.Set("reply_intent", string(intent))
-		if err := tx.Save(msg); err != nil {
+		_, err := s.store.Transition(tx, msg, store.Change{Set: map[string]any{"reply_intent": string(intent)},
+			Audit: store.Entry{Event: "reply", Provider: reply.GetString("provider"), Detail: map[string]any{"intent": string(intent), "reply": reply.Id}}})
+		if err != nil {
 			return fmt.Errorf("failed to record the patient's answer: %w", err)
-		}
-		if err := store.WriteLog(tx, store.Entry{Message: msg.Id, Event: "reply", Status: msg.GetString("status"), Provider: reply.GetString("provider"),
-			Detail: map[string]any{"intent": string(intent), "reply": reply.Id}}); err != nil {
-			return err
 		}
 	case intents.Help:
 		if err := s.answerHelp(tx, reply, msg); err != nil {

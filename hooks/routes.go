@@ -25,6 +25,16 @@ func (s *Service) registerRoutes(se *core.ServeEvent) {
 	camps := g.Group("/campaigns")
 	camps.Bind(apis.RequireAuth())
 	camps.GET("/{id}/summary", s.handleCampaignSummary)
+	g.GET("/lists", handleLists)
+}
+
+// handleLists answers the shared lists (statuses, channels, categories), so that the
+// dashboard and apps read them from the appliance instead of keeping a copy.
+func handleLists(e *core.RequestEvent) error {
+	return e.JSON(http.StatusOK, map[string]any{
+		"statuses": store.Statuses, "terminal": store.Terminal, "channels": store.Channels,
+		"categories": store.Categories, "campaign_statuses": store.CampaignStatuses,
+	})
 }
 
 // messageForCaller loads a message the caller may act on; another clinic's message is

@@ -5,6 +5,8 @@ package migrations
 import (
 	"strings"
 
+	"clinicmsg/internal/store"
+
 	"github.com/pocketbase/pocketbase/core"
 	m "github.com/pocketbase/pocketbase/migrations"
 	"github.com/pocketbase/pocketbase/tools/types"
@@ -36,10 +38,11 @@ func notSet(fields ...string) string {
 }
 
 var (
-	languages  = []string{"en", "ar"}
-	channels   = []string{"sms", "whatsapp", "email"}
-	categories = []string{"reminder", "confirmation", "cancellation", "results", "general", "marketing"}
-	statuses   = []string{"scheduled", "queued", "sending", "sent", "delivered", "read", "failed", "undelivered", "canceled", "skipped"}
+	languages = []string{"en", "ar"}
+	// The shared lists are defined once, in the store; the schema declares them from there.
+	channels   = store.Channels
+	categories = store.Categories
+	statuses   = store.Statuses
 )
 
 func timestamps() []core.Field {

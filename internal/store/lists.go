@@ -1,6 +1,10 @@
 package store
 
-import "clinicmsg/providers"
+import (
+	"clinicmsg/providers"
+
+	"github.com/pocketbase/pocketbase/core"
+)
 
 // The shared lists of the message tables. The migration declares its select fields from
 // them, the create checks validate against them and the dashboard reads them from
@@ -97,4 +101,22 @@ func IsTerminal(status string) bool {
 		}
 	}
 	return false
+}
+
+// App event states (the outbox of events for a clinic's own app).
+const (
+	EventPending   = "pending"
+	EventDelivered = "delivered"
+	EventFailed    = "failed"
+)
+
+// SetCampaignStatus sets a campaign record's status (saved by the caller through
+// PocketBase, whose campaign hooks check who may make the move).
+func SetCampaignStatus(rec *core.Record, status string) {
+	rec.Set("status", status)
+}
+
+// SetEventStatus sets an app event record's status (saved by the caller).
+func SetEventStatus(rec *core.Record, status string) {
+	rec.Set("status", status)
 }

@@ -1,0 +1,29 @@
+package hooks
+
+// CacheSizes reports how many entries each in-memory cache holds and its bound, so a test
+// can check that no request grows one without limit.
+func CacheSizes(s *Service) map[string][2]int {
+	s.templateCache.mu.Lock()
+	tpl := [2]int{len(s.templateCache.entries), s.templateCache.max}
+	s.templateCache.mu.Unlock()
+	s.clinicCache.mu.Lock()
+	cl := [2]int{len(s.clinicCache.entries), s.clinicCache.max}
+	s.clinicCache.mu.Unlock()
+	s.webhookIDs.mu.Lock()
+	ids := [2]int{len(s.webhookIDs.keys), s.webhookIDs.n}
+	s.webhookIDs.mu.Unlock()
+	return map[string][2]int{"templates": tpl, "clinics": cl, "webhook_ids": ids}
+}
+
+// SetCacheBounds lowers the caches' bounds, so a test reaches them with few requests.
+func SetCacheBounds(s *Service, n int) {
+	s.templateCache.mu.Lock()
+	s.templateCache.max = n
+	s.templateCache.mu.Unlock()
+	s.clinicCache.mu.Lock()
+	s.clinicCache.max = n
+	s.clinicCache.mu.Unlock()
+	s.webhookIDs.mu.Lock()
+	s.webhookIDs.n = n
+	s.webhookIDs.mu.Unlock()
+}

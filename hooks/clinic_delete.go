@@ -1,0 +1,48 @@
+package hooks
+
+import (
+	"fmt"
+
+	"clinicmsg/internal/store"
+
+	"github.com/pocketbase/dbx"
+	"github.com/pocketbase/pocketbase/core"
+)
+
+// onClinicDelete refuses to delete a clinic while any of its messages may still be sent:
+// deleting it would delete them under the dispatcher's feet (messages cascade with their
+// clinic). Its waiting messages can be canceled first, or left to finish.
+func (s *Service) onClinicDelete(e *core.RecordEvent) error {
+	var n int
+	err := e.App.DB().Select("COUNT(*)").From("messages").
+		Where(dbx.HashExp{"clinic": e.Record.Id}).
+		AndWhere(dbx.In("status", toAny(append(append([]string{}, store.Waiting...), "sending"))...)).
+		Row(&n)
+	if err != nil {
+		return fmt.Errorf("failed to count the clinic's unsent messages: %w", err)
+	}
+	if n > 0 {
+		return badField("clinic", "validation_clinic_has_unsent_messages",
+			fmt.Sprintf("the clinic has %d messages not yet sent; cancel them or let them finish before deleting the clinic", n))
+	}
+	if err := e.Next(); err != nil {
+		return err
+	}
+	s.clinicCache.forget(e.Record.Id)
+	return nil
+}
+
+// clinicsExist checks, inside the write transaction, that every clinic messages are about
+// to be stored for still exists: the clinic cache may hold a clinic deleted a moment ago,
+// and a message of no clinic would be sent and never purged.
+func clinicsExist(tx core.App, ids []any) (map[string]bool, error) {
+	var found []string
+	if err := tx.DB().Select("id").From("clinics").Where(dbx.In("id", ids...)).Column(&found); err != nil {
+		return nil, fmt.Errorf("failed to check the messages' clinics: %w", err)
+	}
+	out := make(map[string]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}

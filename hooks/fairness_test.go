@@ -1,0 +1,60 @@
+package hooks_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"clinicmsg/hooks"
+	"clinicmsg/providers/providertest"
+)
+
+// TestSingleMessagesOvertakeACampaign: with the provider limited to 100 segments a second
+// and one clinic's 3,000-recipient campaign draining, another clinic's lab result and the
+// same clinic's appointment change are each sent within 5 s, not after the campaign.
+func TestSingleMessagesOvertakeACampaign(t *testing.T) {
+	fake := providertest.NewTwilio(t)
+	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.TwilioMPS = 100 })
+	list := make([]string, 3000)
+	for i := range list {
+		list[i] = fmt.Sprintf("0503%06d", i)
+	}
+	camp := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "Flu season", "channel": "sms", "body": "Flu shots are here.", "category": "marketing", "recipients": list})
+	must(t, camp.Status == 200, "campaign: %.300s", camp.Raw)
+	// Let the campaign's messages fill the queue first.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.countMessages("campaign = '"+camp.str("id")+"' && status = 'queued'") < 1000 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, e.countMessages("campaign = '"+camp.str("id")+"' && status = 'queued'") >= 1000, "expected a campaign backlog")
+
+	lab := e.do("POST", "/api/collections/messages/records", "staffB", map[string]any{"channel": "sms", "to": "0504000001", "body": "Your results are ready.", "category": "results"})
+	appt := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": "0504000002", "body": "Your appointment moved to 11:00.", "category": "reminder"})
+	must(t, lab.Status == 200 && appt.Status == 200, "singles: %s %s", lab.Raw, appt.Raw)
+	e.waitStatus(lab.str("id"), "sent", 5*time.Second)
+	e.waitStatus(appt.str("id"), "sent", 5*time.Second)
+	left := e.countMessages("campaign = '" + camp.str("id") + "' && (status = 'queued' || status = 'sending')")
+	must(t, left > 0, "the test needs the campaign still draining when the singles go")
+	e.do("PATCH", "/api/collections/campaigns/records/"+camp.str("id"), "adminA", map[string]any{"status": "canceled"})
+}
+
+// TestClinicDeleteWaitsForItsMessages: a clinic with messages still to send cannot be
+// deleted (they would vanish under the dispatcher), and a clinic that no longer exists
+// gets no new message.
+func TestClinicDeleteWaitsForItsMessages(t *testing.T) {
+	e := newEnv(t)
+	later := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	msg := e.do("POST", "/api/collections/messages/records", "staffB", map[string]any{"channel": "sms", "to": "0505000001", "body": "Tomorrow", "send_at": later})
+	must(t, msg.str("status") == "scheduled", "expected scheduled: %s", msg.Raw)
+	res := e.do("DELETE", "/api/collections/clinics/records/"+e.clinicB.Id, "superuser", nil)
+	must(t, res.Status == 400 && len(res.errorFields()) == 1 && res.errorFields()[0] == "clinic", "expected 400 naming clinic, got %d %s", res.Status, res.Raw)
+	_, err := e.app.FindRecordById("clinics", e.clinicB.Id)
+	must(t, err == nil, "the clinic must still exist")
+
+	cancel := e.message(msg.str("id"))
+	must(t, e.app.Delete(cancel) == nil, "delete the waiting message")
+	res = e.do("DELETE", "/api/collections/clinics/records/"+e.clinicB.Id, "superuser", nil)
+	must(t, res.Status == 204, "expected the clinic deleted, got %d %s", res.Status, res.Raw)
+	res = e.do("POST", "/api/clinicmsg/send", "staffB", []map[string]any{{"channel": "sms", "to": "0505000002", "body": "Orphan"}})
+	must(t, e.countMessages("to = '+966505000002'") == 0, "no message may be stored for a deleted clinic: %s", res.Raw)
+}
