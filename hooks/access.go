@@ -41,10 +41,14 @@ func (s *Service) guardClinicWrites(e *core.RequestEvent) error {
 	if len(parts) < 4 || parts[0] != "api" || parts[1] != "collections" || parts[3] != "records" {
 		return e.Next()
 	}
+	col, err := e.App.FindCachedCollectionByNameOrId(parts[2])
+	if e.Auth == nil && err == nil && slices.Contains(clinicScoped, col.Name) && e.Request.Method == http.MethodPost {
+		// The rules refuse a guest's create with a bare 400; say what is missing.
+		return e.UnauthorizedError("The request requires a clinic user's or an app's token in the Authorization header.", nil)
+	}
 	if e.Auth == nil || e.HasSuperuserAuth() || e.Auth.Collection().Name != "users" {
 		return e.Next() // guests are refused by the rules; superusers may do anything
 	}
-	col, err := e.App.FindCachedCollectionByNameOrId(parts[2])
 	if err == nil && col.Name == "clinics" {
 		return s.guardClinicSettings(e)
 	}

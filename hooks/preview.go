@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -98,6 +99,9 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 	}
 	out["segments"] = segments
 	count := 1
+	if len(req.Recipients) > maxRecipients {
+		return badField("recipients", "validation_too_many", fmt.Sprintf("preview at most %d recipients, as a campaign takes; this has %d", maxRecipients, len(req.Recipients)))
+	}
 	if req.Recipients != nil {
 		valid, invalid := s.checkRecipients(clinic, req.Channel, req.Recipients)
 		out["recipients"] = map[string]any{"valid": valid, "invalid": invalid}
