@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"time"
 
+	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
+	"clinicmsg/internal/worker"
 
 	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
@@ -62,19 +64,19 @@ func (s *Service) queueAppEvent(tx core.App, clinic, eventType string, data map[
 // webhook, signed with HMAC-SHA256 and retried with backoff. Delivery is at least once:
 // the app deduplicates on the X-Clinicmsg-Delivery header.
 type AppEvents struct {
-	worker
+	*worker.Worker
 	s      *Service
 	client *http.Client
 }
 
 func newAppEvents(s *Service) *AppEvents {
-	return &AppEvents{worker: newWorker(), s: s, client: &http.Client{Timeout: 10 * time.Second}}
+	return &AppEvents{Worker: worker.New(), s: s, client: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // Start starts the sender. It runs even without CLINICMSG_APP_WEBHOOK_URL: a superuser may
 // give any clinic a webhook of its own at any time.
 func (a *AppEvents) Start() {
-	a.start(a.s.cfg.SweepInterval, a.deliverDue)
+	a.Worker.Start(a.s.cfg.SweepInterval, func(ctx context.Context, _ bool) { a.deliverDue(ctx) })
 }
 
 // appWebhook is where a clinic's events go and the secret that signs them: the clinic's own
@@ -141,7 +143,7 @@ func (a *AppEvents) deliver(ctx context.Context, ev *core.Record) {
 		ev.Set("next_attempt_at", "")
 	default:
 		ev.Set("last_error", errText(postErr, code))
-		ev.Set("next_attempt_at", time.Now().UTC().Add(a.s.backoff(attempt, 0)))
+		ev.Set("next_attempt_at", time.Now().UTC().Add(dispatch.Backoff(a.s.cfg.RetryBackoff, attempt, 0)))
 	}
 	a.s.app.Logger().Info("app event delivery", "event", ev.Id, "type", ev.GetString("type"), "attempt", attempt, "status_code", code, "outcome", ev.GetString("status"))
 	if err := a.s.app.Save(ev); err != nil {
@@ -178,7 +180,7 @@ func SignAppEvent(secret string, body []byte) string {
 
 func errText(err error, code int) string {
 	if err != nil {
-		return truncate(err.Error(), 500)
+		return store.Truncate(err.Error(), 500)
 	}
 	return fmt.Sprintf("the app answered HTTP %d", code)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"clinicmsg/internal/store"
+	"clinicmsg/internal/worker"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -228,19 +229,19 @@ func isFuture(dt types.DateTime) bool {
 // current. The fan-out moves a checkpoint (cursor) in the same transaction as the messages
 // of each batch, so a restart resumes exactly where the last commit left it.
 type Campaigns struct {
-	worker
+	*worker.Worker
 	s *Service
 
 	lists sync.Map // campaign id -> *parsedPart
 }
 
 func newCampaigns(s *Service) *Campaigns {
-	return &Campaigns{worker: newWorker(), s: s}
+	return &Campaigns{Worker: worker.New(), s: s}
 }
 
 // Start starts the runner; safe to call more than once.
 func (c *Campaigns) Start() {
-	c.start(c.s.cfg.CampaignInterval, func(ctx context.Context) {
+	c.Worker.Start(c.s.cfg.CampaignInterval, func(ctx context.Context, _ bool) {
 		if err := c.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			c.s.app.Logger().Error("campaign runner failed; it will try again", "error", err)
 		}

@@ -55,7 +55,7 @@ func (s *Service) skipRefusedWaiting(tx core.App, pref *core.Record) error {
 			return err
 		}
 		if reason := consentReason(prefs, ch, m.GetString("category")); reason != "" {
-			if err := s.skipTx(tx, m, reason, "preferences_changed"); err != nil {
+			if err := s.Dispatcher.Skip(tx, m, reason, "preferences_changed"); err != nil {
 				return err
 			}
 		}

@@ -262,7 +262,7 @@ func (h *healthChecker) providerHealth(ctx context.Context, name string, rates m
 		ch.Detail = "the provider has no health check; status from its recent error rate"
 	case c.err != nil:
 		ch.Status = healthDown
-		ch.Detail = "check failed: " + truncate(c.err.Error(), 200)
+		ch.Detail = "check failed: " + store.Truncate(c.err.Error(), 200)
 	}
 	r := rates[name]
 	ch.Attempted = r.attempted

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
@@ -310,7 +311,7 @@ func (r *jobRunner) finish(id string, res JobResult) error {
 	rec.Set("finished", res.Started.Add(res.Duration))
 	rec.Set("duration_ms", res.Duration.Milliseconds())
 	rec.Set("detail", res.Detail)
-	rec.Set("error", truncate(res.Error, 2000))
+	rec.Set("error", store.Truncate(res.Error, 2000))
 	return r.s.app.Save(rec)
 }
 
@@ -539,7 +540,7 @@ func (s *Service) pollStatuses(ctx context.Context, run *jobRun) error {
 				u.MessageID = row.ID
 				changed, err := s.ApplyStatus(*u, row.Provider, "poll")
 				switch {
-				case errors.Is(err, errMessageNotFound):
+				case errors.Is(err, dispatch.ErrMessageNotFound):
 				case err != nil:
 					run.add("apply_errors", 1)
 					s.app.Logger().Warn("failed to apply a polled status", "message", row.ID, "error", err)
@@ -612,7 +613,7 @@ func (s *Service) retryFailed(ctx context.Context, run *jobRun) error {
 					continue
 				}
 				reason := rec.GetString("status_reason")
-				err = s.requeueTx(tx, rec, store.Entry{Detail: map[string]any{"source": JobRetryFailed, "previous_reason": reason, "attempts": rec.GetInt("attempts")}})
+				err = s.Dispatcher.Requeue(tx, rec, store.Entry{Detail: map[string]any{"source": JobRetryFailed, "previous_reason": reason, "attempts": rec.GetInt("attempts")}})
 				if err != nil {
 					return fmt.Errorf("failed to queue message %s again: %w", id, err)
 				}

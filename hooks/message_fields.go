@@ -57,7 +57,7 @@ func checkReadable(body map[string]any) error {
 		switch f {
 		case "send_at":
 			if _, ok := parseSendAt(s); !ok {
-				return badField(f, "validation_invalid_send_at", fmt.Sprintf("send_at %q cannot be read; use RFC 3339 with an offset (2026-12-03T09:00:00+03:00) or 2026-12-03 06:00:00.000Z", truncate(s, 40)))
+				return badField(f, "validation_invalid_send_at", fmt.Sprintf("send_at %q cannot be read; use RFC 3339 with an offset (2026-12-03T09:00:00+03:00) or 2026-12-03 06:00:00.000Z", store.Truncate(s, 40)))
 			}
 		case "language":
 			if s != "en" && s != "ar" {

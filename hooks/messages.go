@@ -101,7 +101,7 @@ func (s *Service) prepareAddressed(app core.App, rec, clinic *core.Record, seen 
 			if id := seen.keyOwner(clinic.Id, key); id != "" {
 				return store.Entry{}, idempotencyConflict(id)
 			}
-		} else if existing, err := findOne(app, "messages", "clinic = {:c} AND idempotency_key = {:k} AND idempotency_key != ''", dbx.Params{"c": clinic.Id, "k": key}); err == nil {
+		} else if existing, err := store.FindOne(app, "messages", "clinic = {:c} AND idempotency_key = {:k} AND idempotency_key != ''", dbx.Params{"c": clinic.Id, "k": key}); err == nil {
 			return store.Entry{}, idempotencyConflict(existing.Id)
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return store.Entry{}, fmt.Errorf("failed to check idempotency_key: %w", err)
@@ -545,21 +545,6 @@ func skipReason(pref *core.Record, channel, category string) string {
 
 // store.Entry is one row of a message's audit trail.
 func nowUTC() time.Time { return time.Now().UTC() }
-
-// findOne returns the first record of collection matching a plain SQL condition, or
-// sql.ErrNoRows. Lookups on partial indexes use it: SQLite uses a partial index only when
-// the query repeats the index's own WHERE term, which PocketBase's filter syntax rewrites.
-// In a writer group (delivery reports) the statement is prepared once for the group.
-func findOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
-	rec := &core.Record{}
-	q := store.CachedBuild(app, "findOne "+collection+" "+where, func() *dbx.Query {
-		return app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).Build()
-	})
-	if err := q.Bind(params).One(rec); err != nil {
-		return nil, err
-	}
-	return rec, nil
-}
 
 // saveWith runs the rest of a create hook chain (PocketBase's insert) and then also, in the
 // same transaction, so that both commit or neither does. e.App is put back afterwards:

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"time"
 
+	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
@@ -18,7 +19,7 @@ type Service struct {
 	app           core.App
 	cfg           Config
 	Router        *providers.Router
-	Dispatcher    *Dispatcher
+	Dispatcher    *dispatch.Dispatcher
 	Campaigns     *Campaigns
 	AppEvents     *AppEvents
 	mock          *providers.Mock
@@ -51,7 +52,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	s.store = store.New(app)
 	s.clinicCache = newClinicCache(5 * time.Second)
 	s.templateCache = newTemplateCache(5 * time.Second)
-	s.Dispatcher = newDispatcher(s)
+	s.Dispatcher = s.newDispatcher()
 	s.Campaigns = newCampaigns(s)
 	s.AppEvents = newAppEvents(s)
 
@@ -130,8 +131,10 @@ func Register(app core.App, cfg Config) (*Service, error) {
 // Stop stops the dispatcher (in-flight sends finish or are written back) and drops pending
 // mock delivery reports.
 func (s *Service) Stop() {
-	s.Campaigns.Stop()
-	s.AppEvents.Stop()
+	// Each stop is bounded by the grace period: a pass that hangs cannot hold the shutdown
+	// (its context has ended; the rows it holds are settled by the next start).
+	s.Campaigns.Stop(s.cfg.ShutdownGrace)
+	s.AppEvents.Stop(s.cfg.ShutdownGrace)
 	s.Dispatcher.Stop()
 	if s.mock != nil {
 		s.mock.Close()
@@ -146,7 +149,7 @@ func (s *Service) buildRouter() error {
 		DeliverAfter: s.cfg.MockDeliverAfter,
 		Logger:       s.app.Logger(),
 		Report: func(u providers.StatusUpdate) {
-			if _, err := s.ApplyStatus(u, "mock", "mock_dlr"); err != nil {
+			if _, err := s.Dispatcher.ApplyStatus(u, "mock", "mock_dlr"); err != nil {
 				s.app.Logger().Warn("failed to apply mock delivery report", "message", u.MessageID, "error", err)
 			}
 		},
@@ -231,4 +234,19 @@ func (s *Service) vendorProvider(name string) (providers.Provider, error) {
 		return p, nil
 	}
 	return nil, fmt.Errorf("provider %q is not available; use twilio, unifonic or mock", name)
+}
+
+// newDispatcher builds the send pipeline from the settings.
+func (s *Service) newDispatcher() *dispatch.Dispatcher {
+	c := s.cfg
+	return dispatch.New(s.app, s.store, s.writer, s.Router, dispatch.Config{
+		Workers: c.Workers, ClaimBatch: c.ClaimBatch, Lease: c.Lease, SendTimeout: c.SendTimeout,
+		SweepInterval: c.SweepInterval, ShutdownGrace: c.ShutdownGrace, MaxAttempts: c.MaxAttempts,
+		RetryBackoff: c.RetryBackoff,
+	}, dispatchEnv{s})
+}
+
+// ApplyStatus applies a provider's status report to its message (see dispatch).
+func (s *Service) ApplyStatus(u providers.StatusUpdate, provider, source string) (bool, error) {
+	return s.Dispatcher.ApplyStatus(u, provider, source)
 }

@@ -59,7 +59,7 @@ func (s *Service) ReceiveReply(in providers.Inbound, provider string) (*core.Rec
 	var reply *core.Record
 	err := s.app.RunInTransaction(func(tx core.App) error {
 		if in.ProviderMessageID != "" {
-			prev, err := findOne(tx, "replies", "provider = {:p} AND provider_message_id = {:id} AND provider_message_id != ''", dbx.Params{"p": provider, "id": in.ProviderMessageID})
+			prev, err := store.FindOne(tx, "replies", "provider = {:p} AND provider_message_id = {:id} AND provider_message_id != ''", dbx.Params{"p": provider, "id": in.ProviderMessageID})
 			if err == nil {
 				reply = prev
 				return nil
@@ -93,7 +93,7 @@ func (s *Service) ReceiveReply(in providers.Inbound, provider string) (*core.Rec
 		reply.Set("channel", in.Channel)
 		reply.Set("from", in.From)
 		reply.Set("to", in.To)
-		reply.Set("body", truncate(in.Body, 5000))
+		reply.Set("body", store.Truncate(in.Body, 5000))
 		reply.Set("intent", string(intent))
 		reply.Set("provider", provider)
 		reply.Set("provider_message_id", in.ProviderMessageID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
@@ -75,7 +76,7 @@ func (s *Service) handleRetry(e *core.RequestEvent) error {
 			apiErr = badField("attempts", "validation_attempts_exhausted", fmt.Sprintf("the message has used %d of %d attempts", n, s.cfg.MaxAttempts))
 			return nil
 		}
-		return s.requeueTx(tx, rec, store.Entry{Detail: map[string]any{"user": e.Auth.Id}, IP: e.RealIP(), UserAgent: e.Request.UserAgent()})
+		return s.Dispatcher.Requeue(tx, rec, store.Entry{Detail: map[string]any{"user": e.Auth.Id}, IP: e.RealIP(), UserAgent: e.Request.UserAgent()})
 	})
 	if apiErr != nil {
 		return apiErr
@@ -112,7 +113,7 @@ func (s *Service) handleRefresh(e *core.RequestEvent) error {
 	}
 	u.MessageID = rec.Id
 	changed, err := s.ApplyStatus(*u, name, "refresh")
-	if err != nil && !errors.Is(err, errMessageNotFound) {
+	if err != nil && !errors.Is(err, dispatch.ErrMessageNotFound) {
 		return e.InternalServerError("Failed to apply the provider's status.", err)
 	}
 	rec, _ = e.App.FindRecordById("messages", rec.Id)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"clinicmsg/internal/dispatch"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/pocketbase/apis"
@@ -81,7 +82,7 @@ func (s *Service) handleUnifonicDLR(e *core.RequestEvent) error {
 func (s *Service) applyWebhook(e *core.RequestEvent, u providers.StatusUpdate, provider string) error {
 	changed, err := s.ApplyStatus(u, provider, "webhook")
 	switch {
-	case errors.Is(err, errMessageNotFound):
+	case errors.Is(err, dispatch.ErrMessageNotFound):
 		// Not ours, or already removed by retention: acknowledge so the vendor stops retrying.
 		s.countWebhook(provider, "unknown_message")
 		return e.NoContent(http.StatusNoContent)

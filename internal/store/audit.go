@@ -182,3 +182,28 @@ func InsertMessages(tx core.App, columns []string, values, logs [][]any) error {
 	}
 	return nil
 }
+
+// Truncate cuts s to n characters, for the columns that keep a provider's or a person's
+// text (error messages, status reasons).
+func Truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+// FindOne returns the first record of collection matching a plain SQL condition, or
+// sql.ErrNoRows. Lookups on partial indexes use it: SQLite uses a partial index only when
+// the query repeats the index's own WHERE term, which PocketBase's filter syntax rewrites.
+// In a writer group (delivery reports) the statement is prepared once for the group.
+func FindOne(app core.App, collection, where string, params dbx.Params) (*core.Record, error) {
+	rec := &core.Record{}
+	q := CachedBuild(app, "findOne "+collection+" "+where, func() *dbx.Query {
+		return app.RecordQuery(collection).AndWhere(dbx.NewExp(where, params)).Limit(1).Build()
+	})
+	if err := q.Bind(params).One(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
