@@ -16,6 +16,15 @@ import (
 	"github.com/pocketbase/pocketbase/plugins/migratecmd"
 )
 
+// version, commit and date are set by `make release` with -ldflags "-X main.version=...";
+// a plain `go build` leaves them empty and `--version` falls back to what the Go toolchain
+// recorded from git (version.go).
+var (
+	version string
+	commit  string
+	date    string
+)
+
 // defaultMemoryLimit is the heap the Go runtime aims to stay under when GOMEMLIMIT is not
 // set: a clinic's VM is small, and without a limit the heap may grow to twice what is live
 // (a 100,000-recipient campaign) before the garbage collector runs. It is a soft limit: a
@@ -42,6 +51,8 @@ func main() {
 	// hooks.DBConnect: PocketBase's pragmas with immediate write transactions, so that another
 	// process committing (a `jobs run`, Litestream) never fails a write halfway.
 	app := pocketbase.NewWithConfig(pocketbase.Config{DefaultDev: false, DBConnect: hooks.DBConnect})
+
+	app.RootCmd.Version = versionString()
 
 	// Migrations are Go code compiled into the binary; never generate them from admin UI edits.
 	migratecmd.MustRegister(app, app.RootCmd, migratecmd.Config{Automigrate: false})

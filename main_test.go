@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,18 +29,35 @@ type appliance struct {
 
 var builtBinary string
 
+// testBuild is what buildBinary injects with -ldflags, as `make release` does, so that
+// TestBinaryVersion finds each value where `--version` prints it.
+var testBuild = struct{ version, commit, date string }{"v0.0.0-test", "0123456789ab", "2000-01-02T03:04:05Z"}
+
 // buildBinary builds clinicmsg once per test run, outside the temp folder: PocketBase
-// treats binaries under it as `go run`.
+// treats binaries under it as `go run`. CLINICMSG_BIN names a binary to test instead
+// (`make test` passes the release binary from dist/).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if builtBinary != "" {
 		return builtBinary
 	}
+	if release := os.Getenv("CLINICMSG_BIN"); release != "" {
+		bin, err := filepath.Abs(release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("CLINICMSG_BIN: %v", err)
+		}
+		builtBinary = bin
+		return bin
+	}
 	bin, err := filepath.Abs(filepath.Join("bin", "test", "clinicmsg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", bin, ".")
+	ldflags := "-X main.version=" + testBuild.version + " -X main.commit=" + testBuild.commit + " -X main.date=" + testBuild.date
+	build := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatalf("failed to build: %v", err)
@@ -212,6 +230,32 @@ func TestBinaryWithTwilio(t *testing.T) {
 	}
 	if got["provider"] != "twilio" || got["provider_message_id"] != fake.Messages()[0].Sid {
 		t.Fatalf("expected the Twilio sid on the message, got %v", got)
+	}
+}
+
+// TestBinaryVersion: `--version` prints the version, commit and date that the build
+// injected with -ldflags (`make release`), without a data folder.
+func TestBinaryVersion(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "--version")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`version (\S+) \(commit (\S+), built (\S+)\)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("expected version, commit and date, got %q", out)
+	}
+	if os.Getenv("CLINICMSG_BIN") == "" {
+		if m[1] != testBuild.version || m[2] != testBuild.commit || m[3] != testBuild.date {
+			t.Fatalf("expected %v, got %q", testBuild, out)
+		}
+	} else if m[1] == "dev" || m[2] == "unknown" || m[3] == "unknown" {
+		t.Fatalf("expected a release binary to name its version, commit and date, got %q", out)
+	}
+	if entries, _ := os.ReadDir(cmd.Dir); len(entries) != 0 {
+		t.Fatalf("--version must not create a data folder, found %v", entries)
 	}
 }
 
