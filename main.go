@@ -13,6 +13,7 @@ import (
 	_ "clinicmsg/pb_migrations"
 
 	"github.com/pocketbase/pocketbase"
+	"github.com/pocketbase/pocketbase/cmd"
 	"github.com/pocketbase/pocketbase/plugins/migratecmd"
 )
 
@@ -57,23 +58,48 @@ func main() {
 	// Migrations are Go code compiled into the binary; never generate them from admin UI edits.
 	migratecmd.MustRegister(app, app.RootCmd, migratecmd.Config{Automigrate: false})
 
-	cfg, err := hooks.ConfigFromEnv()
-	if err != nil {
-		log.Fatal(err)
+	// A settings error stops every command but `healthcheck`, which never reads them: see run.
+	cfg, setupErr := hooks.ConfigFromEnv()
+	var svc *hooks.Service
+	if setupErr == nil {
+		svc, setupErr = hooks.Register(app, cfg)
 	}
-	svc, err := hooks.Register(app, cfg)
-	if err != nil {
-		log.Fatal(err)
+
+	// PocketBase's Start adds these two and executes; run executes instead.
+	app.RootCmd.AddCommand(cmd.NewSuperuserCommand(app), cmd.NewServeCommand(app, true))
+	// `clinicmsg jobs list` and `clinicmsg jobs run <name>`: the maintenance jobs on demand
+	// (without settings they cannot run, and run stops at the settings error first).
+	if svc != nil {
+		app.RootCmd.AddCommand(hooks.NewJobsCommand(app, svc))
 	}
-	// `clinicmsg jobs list` and `clinicmsg jobs run <name>`: the maintenance jobs on demand.
-	app.RootCmd.AddCommand(hooks.NewJobsCommand(app, svc))
 	// `clinicmsg bench`: throughput, latency and memory on this machine (docs/BENCHMARKS.md).
 	app.RootCmd.AddCommand(bench.NewCommand())
-	if err := app.Start(); err != nil {
+	// `clinicmsg healthcheck`: the container's HEALTHCHECK (distroless has no curl).
+	app.RootCmd.AddCommand(newHealthcheckCommand())
+
+	if err := run(app, setupErr); err != nil {
 		stopProfile()
 		log.Fatal(err)
 	}
 	stopProfile()
+}
+
+// annotationStandalone marks a command that run executes without PocketBase's bootstrap.
+const annotationStandalone = "clinicmsg.standalone"
+
+// run executes the command line. Commands annotated standalone run without PocketBase's
+// bootstrap, which would create the data folder and open its database: `healthcheck` runs
+// beside a serving process, often as a user that may not write there.
+// The bare root command (`clinicmsg`, `clinicmsg --version`) needs no data folder either.
+func run(app *pocketbase.PocketBase, setupErr error) error {
+	target, _, err := app.RootCmd.Find(os.Args[1:])
+	if err == nil && (target == app.RootCmd || target.Annotations[annotationStandalone] != "") {
+		return app.RootCmd.Execute()
+	}
+	if setupErr != nil {
+		return setupErr
+	}
+	return app.Execute()
 }
 
 // startCPUProfile writes a CPU profile of the whole process to path until the returned

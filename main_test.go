@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -168,6 +169,10 @@ func (a *appliance) waitStatus(tok, id, status string, within time.Duration) map
 // a staff user's message reaches "delivered" on the mock provider.
 func TestBinaryEndToEnd(t *testing.T) {
 	a := startAppliance(t)
+	health := "http://" + a.addr + "/api/health"
+	if out, err := exec.Command(buildBinary(t), "healthcheck", "--url", health).CombinedOutput(); err != nil {
+		t.Fatalf("expected healthcheck to pass on a serving appliance, got %v: %s", err, out)
+	}
 	tok := a.staffToken()
 	msg := a.call("POST", "/api/collections/messages/records", tok, map[string]any{"channel": "sms", "to": "0501234567", "body": "Your appointment is tomorrow at 10:00."}, 200)
 	if msg["status"] != "queued" || msg["to"] != "+966501234567" {
@@ -192,6 +197,9 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	if bytes.Contains(a.logs.Bytes(), []byte("0501234567")) || bytes.Contains(a.logs.Bytes(), []byte("appointment is tomorrow")) {
 		t.Fatalf("the process log must not contain phone numbers or message bodies")
+	}
+	if err := exec.Command(buildBinary(t), "healthcheck", "--url", health, "--timeout", "2s").Run(); exitCode(err) != 1 {
+		t.Fatalf("expected healthcheck to exit 1 once the appliance stopped, got %v", err)
 	}
 }
 
@@ -309,4 +317,16 @@ func (c *client) call(method, path, token string, body any, want int) map[string
 		c.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
 	}
 	return out
+}
+
+// exitCode is a finished command's exit code (-1 when it did not run or was killed).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	return -1
 }
