@@ -65,8 +65,12 @@ func main() {
 		svc, setupErr = hooks.Register(app, cfg)
 	}
 
-	// PocketBase's Start adds these two and executes; run executes instead.
-	app.RootCmd.AddCommand(cmd.NewSuperuserCommand(app), cmd.NewServeCommand(app, true))
+	// PocketBase's Start adds these two and executes; adding them here gives serve its --init
+	// flag and lets our banner, which names the staff dashboard, replace PocketBase's.
+	serve := cmd.NewServeCommand(app, false)
+	guardDataDir(app, serve)
+	bindStartBanner(app, serve, os.Stdout)
+	app.RootCmd.AddCommand(cmd.NewSuperuserCommand(app), serve)
 	// `clinicmsg jobs list` and `clinicmsg jobs run <name>`: the maintenance jobs on demand
 	// (without settings they cannot run, and run stops at the settings error first).
 	if svc != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,6 +24,7 @@ import (
 type appliance struct {
 	*client
 	addr   string
+	dir    string
 	logs   *syncBuffer
 	cmd    *exec.Cmd
 	exited chan error
@@ -85,8 +87,14 @@ func startApplianceAt(t *testing.T, addr string, env ...string) *appliance {
 // serveAt serves the binary on addr with the data folder dir.
 func serveAt(t *testing.T, addr, dir string, env ...string) *appliance {
 	t.Helper()
-	a := &appliance{addr: addr, logs: &syncBuffer{}, exited: make(chan error, 1)}
-	a.cmd = exec.Command(buildBinary(t), "serve", "--http", addr, "--dir", dir)
+	return serveArgsAt(t, addr, dir, nil, env...)
+}
+
+// serveArgsAt is serveAt with more arguments for serve.
+func serveArgsAt(t *testing.T, addr, dir string, args []string, env ...string) *appliance {
+	t.Helper()
+	a := &appliance{addr: addr, dir: dir, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	a.cmd = exec.Command(buildBinary(t), append([]string{"serve", "--http", addr, "--dir", dir}, args...)...)
 	a.cmd.Env = append(append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms"), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {
@@ -169,6 +177,10 @@ func (a *appliance) waitStatus(tok, id, status string, within time.Duration) map
 // a staff user's message reaches "delivered" on the mock provider.
 func TestBinaryEndToEnd(t *testing.T) {
 	a := startAppliance(t)
+	// The banner names the staff dashboard beside PocketBase's own addresses.
+	if want := "Staff dashboard: http://" + a.addr + "/app/"; !strings.Contains(a.logs.String(), want) {
+		t.Fatalf("expected the start-up banner to contain %q, got\n%s", want, a.logs)
+	}
 	health := "http://" + a.addr + "/api/health"
 	if out, err := exec.Command(buildBinary(t), "healthcheck", "--url", health).CombinedOutput(); err != nil {
 		t.Fatalf("expected healthcheck to pass on a serving appliance, got %v: %s", err, out)
@@ -200,6 +212,75 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	if err := exec.Command(buildBinary(t), "healthcheck", "--url", health, "--timeout", "2s").Run(); exitCode(err) != 1 {
 		t.Fatalf("expected healthcheck to exit 1 once the appliance stopped, got %v", err)
+	}
+}
+
+// TestBinaryRefusesToStart: serve exits 1 with the reason, and creates nothing, on a
+// mistyped --dir or on Twilio credentials that twilio-go would refuse.
+func TestBinaryRefusesToStart(t *testing.T) {
+	scenarios := []struct {
+		name string
+		dir  func(t *testing.T) string
+		env  []string
+		want string
+	}{
+		{
+			name: "a --dir that does not exist",
+			dir:  func(t *testing.T) string { return filepath.Join(t.TempDir(), "pb_dta") },
+			want: "data folder does not exist",
+		},
+		{
+			name: "Twilio credentials that are not alphanumeric",
+			dir:  func(t *testing.T) string { return t.TempDir() },
+			env:  []string{"SMS_PROVIDER=twilio", "TWILIO_ACCOUNT_SID=AC-0123", "TWILIO_AUTH_TOKEN=secret", "TWILIO_FROM_NUMBER=+15005550006"},
+			want: "account SID and auth token must be alphanumeric",
+		},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			dir := s.dir(t)
+			cmd := exec.Command(buildBinary(t), "serve", "--http", freeAddr(t), "--dir", dir)
+			cmd.Env = append(os.Environ(), s.env...)
+			done := make(chan struct{})
+			timer := time.AfterFunc(20*time.Second, func() {
+				select {
+				case <-done:
+				default:
+					_ = cmd.Process.Kill()
+				}
+			})
+			out, err := cmd.CombinedOutput()
+			close(done)
+			timer.Stop()
+			if exitCode(err) != 1 || !strings.Contains(string(out), s.want) {
+				t.Fatalf("expected exit code 1 and %q, got %v: %s", s.want, err, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data.db")); err == nil {
+				t.Fatalf("serve must not create a database when it refuses to start")
+			}
+		})
+	}
+}
+
+// TestBinaryServeInit: --init, or CLINICMSG_INIT=1, starts a new appliance in a folder
+// that does not exist yet.
+func TestBinaryServeInit(t *testing.T) {
+	scenarios := []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{name: "--init", args: []string{"--init"}},
+		{name: "CLINICMSG_INIT=1", env: []string{"CLINICMSG_INIT=1"}},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "new", "pb_data")
+			a := serveArgsAt(t, freeAddr(t), dir, s.args, s.env...)
+			if _, err := os.Stat(filepath.Join(dir, "data.db")); err != nil {
+				t.Fatalf("expected a new data folder: %v\n%s", err, a.logs)
+			}
+		})
 	}
 }
 
