@@ -58,7 +58,8 @@ func main() {
 	// Migrations are Go code compiled into the binary; never generate them from admin UI edits.
 	migratecmd.MustRegister(app, app.RootCmd, migratecmd.Config{Automigrate: false})
 
-	// A settings error stops every command but `healthcheck`, which never reads them: see run.
+	// A settings error stops every command but `doctor` (which reports it) and `healthcheck`
+	// (which never reads them): see run.
 	cfg, setupErr := hooks.ConfigFromEnv()
 	var svc *hooks.Service
 	if setupErr == nil {
@@ -78,6 +79,8 @@ func main() {
 	}
 	// `clinicmsg bench`: throughput, latency and memory on this machine (docs/BENCHMARKS.md).
 	app.RootCmd.AddCommand(bench.NewCommand())
+	// `clinicmsg doctor`: what a new installation still lacks, and how to fix each item.
+	app.RootCmd.AddCommand(newDoctorCommand(app, cfg, setupErr))
 	// `clinicmsg healthcheck`: the container's HEALTHCHECK (distroless has no curl).
 	app.RootCmd.AddCommand(newHealthcheckCommand())
 
@@ -92,8 +95,8 @@ func main() {
 const annotationStandalone = "clinicmsg.standalone"
 
 // run executes the command line. Commands annotated standalone run without PocketBase's
-// bootstrap, which would create the data folder and open its database: `healthcheck` runs
-// beside a serving process, often as a user that may not write there.
+// bootstrap, which would create the data folder and open its database: `doctor` must not
+// create a folder it reports missing, and `healthcheck` runs beside a serving process.
 // The bare root command (`clinicmsg`, `clinicmsg --version`) needs no data folder either.
 func run(app *pocketbase.PocketBase, setupErr error) error {
 	target, _, err := app.RootCmd.Find(os.Args[1:])

@@ -215,6 +215,32 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 }
 
+// TestBinaryVersion: `--version` prints the version, commit and date that the build
+// injected with -ldflags (`make release`), without a data folder.
+func TestBinaryVersion(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "--version")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`version (\S+) \(commit (\S+), built (\S+)\)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("expected version, commit and date, got %q", out)
+	}
+	if os.Getenv("CLINICMSG_BIN") == "" {
+		if m[1] != testBuild.version || m[2] != testBuild.commit || m[3] != testBuild.date {
+			t.Fatalf("expected %v, got %q", testBuild, out)
+		}
+	} else if m[1] == "dev" || m[2] == "unknown" || m[3] == "unknown" {
+		t.Fatalf("expected a release binary to name its version, commit and date, got %q", out)
+	}
+	if entries, _ := os.ReadDir(cmd.Dir); len(entries) != 0 {
+		t.Fatalf("--version must not create a data folder, found %v", entries)
+	}
+}
+
 // TestBinaryRefusesToStart: serve exits 1 with the reason, and creates nothing, on a
 // mistyped --dir or on Twilio credentials that twilio-go would refuse.
 func TestBinaryRefusesToStart(t *testing.T) {
@@ -284,6 +310,92 @@ func TestBinaryServeInit(t *testing.T) {
 	}
 }
 
+// TestBinaryDoctor: `clinicmsg doctor` reports each item as OK or MISSING with its fix,
+// exits 1 while an essential item is missing, and never creates the data folder.
+func TestBinaryDoctor(t *testing.T) {
+	// Settings the test does not name are the defaults, whatever the environment holds.
+	base := append(os.Environ(), "SMS_PROVIDER=", "WHATSAPP_PROVIDER=", "SMS_FALLBACK_PROVIDER=", "CLINICMSG_PUBLIC_URL=")
+	scenarios := []struct {
+		name     string
+		dir      func(t *testing.T) string
+		env      []string
+		wantCode int
+		want     []string // lines (regular expressions) the report must have
+	}{
+		{
+			name:     "a folder that does not exist",
+			dir:      func(t *testing.T) string { return filepath.Join(t.TempDir(), "pb_dta") },
+			wantCode: 1,
+			want:     []string{`MISSING\s+data folder\s+.*pb_dta does not exist`, `fix: .*serve --init --dir .*pb_dta`},
+		},
+		{
+			name:     "a new, empty folder",
+			dir:      func(t *testing.T) string { return t.TempDir() },
+			wantCode: 1,
+			want: []string{`OK\s+data folder\s+.*\(new`, `MISSING\s+superuser`, `fix: clinicmsg superuser upsert`,
+				`MISSING\s+clinic\s`, `OK\s+SMS provider\s+mock`, `MISSING\s+public URL \(optional\)`,
+				`MISSING\s+email \(SMTP\) \(optional\)`, `^2 essential item\(s\) missing`},
+		},
+		{
+			name:     "Twilio credentials that are not alphanumeric",
+			dir:      func(t *testing.T) string { return t.TempDir() },
+			env:      []string{"SMS_PROVIDER=twilio", "TWILIO_ACCOUNT_SID=AC-0123", "TWILIO_AUTH_TOKEN=secret", "TWILIO_FROM_NUMBER=+15005550006"},
+			wantCode: 1,
+			want: []string{`OK\s+SMS provider\s+twilio`, `MISSING\s+Twilio credentials\s+.*must be alphanumeric`,
+				`fix: .*letters and digits only`, `MISSING\s+serve starts\s+no: .*alphanumeric`},
+		},
+		{
+			name: "an appliance with a superuser and a clinic",
+			dir: func(t *testing.T) string {
+				a := startAppliance(t)
+				a.staffToken()
+				return a.dir
+			},
+			env:      []string{"CLINICMSG_PUBLIC_URL=https://msg.clinic.example"},
+			wantCode: 0,
+			want: []string{`OK\s+data folder\s+.*\(existing\)`, `OK\s+superuser\s+1$`, `OK\s+clinic\s+1$`,
+				`OK\s+public URL\s+https://msg.clinic.example`, `^Nothing essential is missing`},
+		},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			dir := s.dir(t)
+			_, statErr := os.Stat(dir)
+			cmd := exec.Command(buildBinary(t), "doctor", "--dir", dir)
+			cmd.Env = append(append([]string{}, base...), s.env...)
+			out, err := cmd.Output()
+			if code := exitCode(err); code != s.wantCode {
+				t.Fatalf("expected exit code %d, got %d (%v)\n%s", s.wantCode, code, err, out)
+			}
+			for _, w := range s.want {
+				if !regexp.MustCompile(`(?m)` + w).Match(out) {
+					t.Fatalf("expected a line matching %q, got\n%s", w, out)
+				}
+			}
+			if _, err := os.Stat(dir); (err == nil) != (statErr == nil) {
+				t.Fatalf("doctor must not create or remove the data folder")
+			}
+			if statErr == nil && s.wantCode == 1 {
+				if _, err := os.Stat(filepath.Join(dir, "data.db")); err == nil {
+					t.Fatalf("doctor must not create a database in a new folder")
+				}
+			}
+		})
+	}
+}
+
+// exitCode is a finished command's exit code (-1 when it did not run or was killed).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	return -1
+}
+
 // TestBinaryWithTwilio: configured by environment variables only, the binary sends through
 // a Twilio fake on loopback with exactly one correct request, and a signed status callback
 // moves the message to "delivered".
@@ -319,32 +431,6 @@ func TestBinaryWithTwilio(t *testing.T) {
 	}
 	if got["provider"] != "twilio" || got["provider_message_id"] != fake.Messages()[0].Sid {
 		t.Fatalf("expected the Twilio sid on the message, got %v", got)
-	}
-}
-
-// TestBinaryVersion: `--version` prints the version, commit and date that the build
-// injected with -ldflags (`make release`), without a data folder.
-func TestBinaryVersion(t *testing.T) {
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "--version")
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("--version: %v: %s", err, out)
-	}
-	m := regexp.MustCompile(`version (\S+) \(commit (\S+), built (\S+)\)`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("expected version, commit and date, got %q", out)
-	}
-	if os.Getenv("CLINICMSG_BIN") == "" {
-		if m[1] != testBuild.version || m[2] != testBuild.commit || m[3] != testBuild.date {
-			t.Fatalf("expected %v, got %q", testBuild, out)
-		}
-	} else if m[1] == "dev" || m[2] == "unknown" || m[3] == "unknown" {
-		t.Fatalf("expected a release binary to name its version, commit and date, got %q", out)
-	}
-	if entries, _ := os.ReadDir(cmd.Dir); len(entries) != 0 {
-		t.Fatalf("--version must not create a data folder, found %v", entries)
 	}
 }
 
@@ -398,16 +484,4 @@ func (c *client) call(method, path, token string, body any, want int) map[string
 		c.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
 	}
 	return out
-}
-
-// exitCode is a finished command's exit code (-1 when it did not run or was killed).
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
-	return -1
 }
