@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,6 +24,7 @@ import (
 type appliance struct {
 	*client
 	addr   string
+	dir    string
 	logs   *syncBuffer
 	cmd    *exec.Cmd
 	exited chan error
@@ -28,18 +32,35 @@ type appliance struct {
 
 var builtBinary string
 
+// testBuild is what buildBinary injects with -ldflags, as `make release` does, so that
+// TestBinaryVersion finds each value where `--version` prints it.
+var testBuild = struct{ version, commit, date string }{"v0.0.0-test", "0123456789ab", "2000-01-02T03:04:05Z"}
+
 // buildBinary builds clinicmsg once per test run, outside the temp folder: PocketBase
-// treats binaries under it as `go run`.
+// treats binaries under it as `go run`. CLINICMSG_BIN names a binary to test instead
+// (`make test` passes the release binary from dist/).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if builtBinary != "" {
 		return builtBinary
 	}
+	if release := os.Getenv("CLINICMSG_BIN"); release != "" {
+		bin, err := filepath.Abs(release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("CLINICMSG_BIN: %v", err)
+		}
+		builtBinary = bin
+		return bin
+	}
 	bin, err := filepath.Abs(filepath.Join("bin", "test", "clinicmsg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", bin, ".")
+	ldflags := "-X main.version=" + testBuild.version + " -X main.commit=" + testBuild.commit + " -X main.date=" + testBuild.date
+	build := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatalf("failed to build: %v", err)
@@ -66,8 +87,14 @@ func startApplianceAt(t *testing.T, addr string, env ...string) *appliance {
 // serveAt serves the binary on addr with the data folder dir.
 func serveAt(t *testing.T, addr, dir string, env ...string) *appliance {
 	t.Helper()
-	a := &appliance{addr: addr, logs: &syncBuffer{}, exited: make(chan error, 1)}
-	a.cmd = exec.Command(buildBinary(t), "serve", "--http", addr, "--dir", dir)
+	return serveArgsAt(t, addr, dir, nil, env...)
+}
+
+// serveArgsAt is serveAt with more arguments for serve.
+func serveArgsAt(t *testing.T, addr, dir string, args []string, env ...string) *appliance {
+	t.Helper()
+	a := &appliance{addr: addr, dir: dir, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	a.cmd = exec.Command(buildBinary(t), append([]string{"serve", "--http", addr, "--dir", dir}, args...)...)
 	a.cmd.Env = append(append(os.Environ(), "CLINICMSG_MOCK_DELIVER_AFTER=200ms"), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {
@@ -150,6 +177,14 @@ func (a *appliance) waitStatus(tok, id, status string, within time.Duration) map
 // a staff user's message reaches "delivered" on the mock provider.
 func TestBinaryEndToEnd(t *testing.T) {
 	a := startAppliance(t)
+	// The banner names the staff dashboard beside PocketBase's own addresses.
+	if want := "Staff dashboard: http://" + a.addr + "/app/"; !strings.Contains(a.logs.String(), want) {
+		t.Fatalf("expected the start-up banner to contain %q, got\n%s", want, a.logs)
+	}
+	health := "http://" + a.addr + "/api/health"
+	if out, err := exec.Command(buildBinary(t), "healthcheck", "--url", health).CombinedOutput(); err != nil {
+		t.Fatalf("expected healthcheck to pass on a serving appliance, got %v: %s", err, out)
+	}
 	tok := a.staffToken()
 	msg := a.call("POST", "/api/collections/messages/records", tok, map[string]any{"channel": "sms", "to": "0501234567", "body": "Your appointment is tomorrow at 10:00."}, 200)
 	if msg["status"] != "queued" || msg["to"] != "+966501234567" {
@@ -175,6 +210,190 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if bytes.Contains(a.logs.Bytes(), []byte("0501234567")) || bytes.Contains(a.logs.Bytes(), []byte("appointment is tomorrow")) {
 		t.Fatalf("the process log must not contain phone numbers or message bodies")
 	}
+	if err := exec.Command(buildBinary(t), "healthcheck", "--url", health, "--timeout", "2s").Run(); exitCode(err) != 1 {
+		t.Fatalf("expected healthcheck to exit 1 once the appliance stopped, got %v", err)
+	}
+}
+
+// TestBinaryVersion: `--version` prints the version, commit and date that the build
+// injected with -ldflags (`make release`), without a data folder.
+func TestBinaryVersion(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "--version")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`version (\S+) \(commit (\S+), built (\S+)\)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("expected version, commit and date, got %q", out)
+	}
+	if os.Getenv("CLINICMSG_BIN") == "" {
+		if m[1] != testBuild.version || m[2] != testBuild.commit || m[3] != testBuild.date {
+			t.Fatalf("expected %v, got %q", testBuild, out)
+		}
+	} else if m[1] == "dev" || m[2] == "unknown" || m[3] == "unknown" {
+		t.Fatalf("expected a release binary to name its version, commit and date, got %q", out)
+	}
+	if entries, _ := os.ReadDir(cmd.Dir); len(entries) != 0 {
+		t.Fatalf("--version must not create a data folder, found %v", entries)
+	}
+}
+
+// TestBinaryRefusesToStart: serve exits 1 with the reason, and creates nothing, on a
+// mistyped --dir or on Twilio credentials that twilio-go would refuse.
+func TestBinaryRefusesToStart(t *testing.T) {
+	scenarios := []struct {
+		name string
+		dir  func(t *testing.T) string
+		env  []string
+		want string
+	}{
+		{
+			name: "a --dir that does not exist",
+			dir:  func(t *testing.T) string { return filepath.Join(t.TempDir(), "pb_dta") },
+			want: "data folder does not exist",
+		},
+		{
+			name: "Twilio credentials that are not alphanumeric",
+			dir:  func(t *testing.T) string { return t.TempDir() },
+			env:  []string{"SMS_PROVIDER=twilio", "TWILIO_ACCOUNT_SID=AC-0123", "TWILIO_AUTH_TOKEN=secret", "TWILIO_FROM_NUMBER=+15005550006"},
+			want: "account SID and auth token must be alphanumeric",
+		},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			dir := s.dir(t)
+			cmd := exec.Command(buildBinary(t), "serve", "--http", freeAddr(t), "--dir", dir)
+			cmd.Env = append(os.Environ(), s.env...)
+			done := make(chan struct{})
+			timer := time.AfterFunc(20*time.Second, func() {
+				select {
+				case <-done:
+				default:
+					_ = cmd.Process.Kill()
+				}
+			})
+			out, err := cmd.CombinedOutput()
+			close(done)
+			timer.Stop()
+			if exitCode(err) != 1 || !strings.Contains(string(out), s.want) {
+				t.Fatalf("expected exit code 1 and %q, got %v: %s", s.want, err, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data.db")); err == nil {
+				t.Fatalf("serve must not create a database when it refuses to start")
+			}
+		})
+	}
+}
+
+// TestBinaryServeInit: --init, or CLINICMSG_INIT=1, starts a new appliance in a folder
+// that does not exist yet.
+func TestBinaryServeInit(t *testing.T) {
+	scenarios := []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{name: "--init", args: []string{"--init"}},
+		{name: "CLINICMSG_INIT=1", env: []string{"CLINICMSG_INIT=1"}},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "new", "pb_data")
+			a := serveArgsAt(t, freeAddr(t), dir, s.args, s.env...)
+			if _, err := os.Stat(filepath.Join(dir, "data.db")); err != nil {
+				t.Fatalf("expected a new data folder: %v\n%s", err, a.logs)
+			}
+		})
+	}
+}
+
+// TestBinaryDoctor: `clinicmsg doctor` reports each item as OK or MISSING with its fix,
+// exits 1 while an essential item is missing, and never creates the data folder.
+func TestBinaryDoctor(t *testing.T) {
+	// Settings the test does not name are the defaults, whatever the environment holds.
+	base := append(os.Environ(), "SMS_PROVIDER=", "WHATSAPP_PROVIDER=", "SMS_FALLBACK_PROVIDER=", "CLINICMSG_PUBLIC_URL=")
+	scenarios := []struct {
+		name     string
+		dir      func(t *testing.T) string
+		env      []string
+		wantCode int
+		want     []string // lines (regular expressions) the report must have
+	}{
+		{
+			name:     "a folder that does not exist",
+			dir:      func(t *testing.T) string { return filepath.Join(t.TempDir(), "pb_dta") },
+			wantCode: 1,
+			want:     []string{`MISSING\s+data folder\s+.*pb_dta does not exist`, `fix: .*serve --init --dir .*pb_dta`},
+		},
+		{
+			name:     "a new, empty folder",
+			dir:      func(t *testing.T) string { return t.TempDir() },
+			wantCode: 1,
+			want: []string{`OK\s+data folder\s+.*\(new`, `MISSING\s+superuser`, `fix: clinicmsg superuser upsert`,
+				`MISSING\s+clinic\s`, `OK\s+SMS provider\s+mock`, `MISSING\s+public URL \(optional\)`,
+				`MISSING\s+email \(SMTP\) \(optional\)`, `^2 essential item\(s\) missing`},
+		},
+		{
+			name:     "Twilio credentials that are not alphanumeric",
+			dir:      func(t *testing.T) string { return t.TempDir() },
+			env:      []string{"SMS_PROVIDER=twilio", "TWILIO_ACCOUNT_SID=AC-0123", "TWILIO_AUTH_TOKEN=secret", "TWILIO_FROM_NUMBER=+15005550006"},
+			wantCode: 1,
+			want: []string{`OK\s+SMS provider\s+twilio`, `MISSING\s+Twilio credentials\s+.*must be alphanumeric`,
+				`fix: .*letters and digits only`, `MISSING\s+serve starts\s+no: .*alphanumeric`},
+		},
+		{
+			name: "an appliance with a superuser and a clinic",
+			dir: func(t *testing.T) string {
+				a := startAppliance(t)
+				a.staffToken()
+				return a.dir
+			},
+			env:      []string{"CLINICMSG_PUBLIC_URL=https://msg.clinic.example"},
+			wantCode: 0,
+			want: []string{`OK\s+data folder\s+.*\(existing\)`, `OK\s+superuser\s+1$`, `OK\s+clinic\s+1$`,
+				`OK\s+public URL\s+https://msg.clinic.example`, `^Nothing essential is missing`},
+		},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			dir := s.dir(t)
+			_, statErr := os.Stat(dir)
+			cmd := exec.Command(buildBinary(t), "doctor", "--dir", dir)
+			cmd.Env = append(append([]string{}, base...), s.env...)
+			out, err := cmd.Output()
+			if code := exitCode(err); code != s.wantCode {
+				t.Fatalf("expected exit code %d, got %d (%v)\n%s", s.wantCode, code, err, out)
+			}
+			for _, w := range s.want {
+				if !regexp.MustCompile(`(?m)` + w).Match(out) {
+					t.Fatalf("expected a line matching %q, got\n%s", w, out)
+				}
+			}
+			if _, err := os.Stat(dir); (err == nil) != (statErr == nil) {
+				t.Fatalf("doctor must not create or remove the data folder")
+			}
+			if statErr == nil && s.wantCode == 1 {
+				if _, err := os.Stat(filepath.Join(dir, "data.db")); err == nil {
+					t.Fatalf("doctor must not create a database in a new folder")
+				}
+			}
+		})
+	}
+}
+
+// exitCode is a finished command's exit code (-1 when it did not run or was killed).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	return -1
 }
 
 // TestBinaryWithTwilio: configured by environment variables only, the binary sends through
