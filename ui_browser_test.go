@@ -17,9 +17,17 @@ import (
 
 // The staff dashboard (/app/) in a real browser: Debian's Chromium, headless, driven over
 // the DevTools protocol against the built binary on loopback. One browser serves every
-// subtest; screenshots of each screen in both languages go to docs/screenshots/.
+// subtest; screenshots of each screen in both languages go to bin/screenshots/, or to the
+// folder CLINICMSG_SCREENSHOTS_DIR names (docs/screenshots to refresh the documentation's).
 
-const screenshotDir = "docs/screenshots"
+// screenshotDir is where the tests save screenshots: build output unless told otherwise, so
+// that a test run leaves the checkout as it found it.
+func screenshotDir() string {
+	if dir := os.Getenv("CLINICMSG_SCREENSHOTS_DIR"); dir != "" {
+		return dir
+	}
+	return filepath.Join("bin", "screenshots")
+}
 
 // chromiumPath finds the browser; without one the test fails, it never skips.
 func chromiumPath(t *testing.T) string {
@@ -186,7 +194,7 @@ func (b *browser) show(t *testing.T, screen string) {
 	b.waitJS(t, "the "+screen+" screen", fmt.Sprintf(`document.querySelector("main.screen-%s") !== null`, screen), 5*time.Second)
 }
 
-// screenshot saves the viewport as docs/screenshots/<name>.png.
+// screenshot saves the viewport as <name>.png in screenshotDir.
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
 	// From the top of the page, once transitions, the chart and the fonts have settled.
@@ -197,10 +205,11 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+	dir := screenshotDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
