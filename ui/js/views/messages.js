@@ -1,7 +1,8 @@
 // Messages: the clinic's messages, newest first, kept live by a realtime subscription
 // (new rows and status changes appear without a reload); filters by status, channel, day
 // and phone; a message's timeline from message_logs; retry for a failed one.
-import { retry, errorText } from '../api.js';
+import { retry, errorText, reasonText } from '../api.js';
+import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtDateTime, fmtTime, zonedToDate, pbDate, asciiDigits, todayLocal } from '../i18n.js';
 import { badge } from './overview.js';
@@ -20,6 +21,7 @@ export function mount(el, ctx, params) {
 	let totalItems = 0;
 	const rows = new Map(); // id -> record
 	let openId = null;
+	let shown = null; // the record the dialog shows
 	let detailRefresh = null;
 
 	const live = h('span', { class: 'live', id: 'live-state', dataset: { state: 'connecting' } }, t('messages.connecting'));
@@ -136,7 +138,7 @@ export function mount(el, ctx, params) {
 			h('td', { class: 'nowrap', 'data-label': t('messages.col_time') }, fmtDateTime(r.created)),
 			h('td', { class: 'nowrap', 'data-label': t('messages.col_to') }, h('span', { dir: 'ltr', class: 'phone' }, r.to)),
 			h('td', { 'data-label': t('messages.col_channel') }, tOr(`channel.${r.channel}`, r.channel)),
-			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? h('span', { class: 'reason', dir: 'auto' }, r.status_reason) : null),
+			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? h('span', { class: 'reason', dir: 'auto', title: r.status_reason }, reasonText(r.status_reason)) : null),
 			h('td', { class: 'col-body', 'data-label': t('messages.col_message') }, h('span', { class: 'body-excerpt', dir: 'auto' }, text)),
 			h('td', { class: 'row-actions' },
 				h('button', { type: 'button', class: 'small', onclick: () => openDetail(r.id), 'aria-label': t('messages.view_label', { to: r.to }) }, t('messages.view')),
@@ -149,8 +151,12 @@ export function mount(el, ctx, params) {
 			onclick: async () => {
 				b.disabled = true;
 				try {
-					await retry(r.id);
+					const rec = await retry(r.id);
+					if (!alive) return;
 					ctx.toast(t('messages.retried'));
+					// The answer is the message queued again: the row and an open dialog show it
+					// (status, attempts, timeline) now, and realtime moves them on from there.
+					if (rec?.id) upsert(rec, 'update');
 				} catch (err) {
 					if (ctx.fail(err)) return;
 					ctx.toast(errorText(err), 'error');
@@ -162,6 +168,8 @@ export function mount(el, ctx, params) {
 	}
 
 	function upsert(r, action) {
+		const known = rows.get(r.id) || (shown?.id === r.id ? shown : null);
+		if (action !== 'delete' && older(r, known)) return;
 		const existing = tbody.querySelector(`tr[data-id="${CSS.escape(r.id)}"]`);
 		if (action === 'delete') {
 			existing?.remove();
@@ -232,6 +240,7 @@ export function mount(el, ctx, params) {
 
 	const timeline = h('ol', { class: 'timeline', id: 'timeline' });
 	function renderDetail(r) {
+		shown = r;
 		const kv = (label, value, opts = {}) => (value == null || value === '' ? null : [h('dt', {}, label), h('dd', opts, value)]);
 		fill(dialog,
 			h('div', { class: 'dialog-head' },
@@ -242,12 +251,12 @@ export function mount(el, ctx, params) {
 				h('dl', { class: 'kv' },
 					kv(t('messages.col_to'), h('span', { dir: 'ltr' }, r.to)),
 					kv(t('messages.col_channel'), tOr(`channel.${r.channel}`, r.channel)),
-					kv(t('messages.reason'), r.status_reason, { dir: 'auto' }),
+					kv(t('messages.reason'), reasonText(r.status_reason), { dir: 'auto', title: r.status_reason }),
 					kv(t('messages.template'), r.template),
 					kv(t('messages.patient'), r.patient_id),
 					kv(t('messages.language'), r.language ? t(`lang.${r.language}`) : ''),
 					kv(t('messages.provider'), r.provider),
-					kv(t('messages.attempts'), r.attempts ? fmtNumber(r.attempts) : ''),
+					kv(t('messages.attempts'), r.attempts ? fmtNumber(r.attempts) : '', { id: 'detail-attempts', dataset: { value: r.attempts } }),
 					kv(t('messages.error'), r.error_code || r.error_message ? `${r.error_code || ''} ${r.error_message || ''}`.trim() : '', { dir: 'auto' }),
 					kv(t('messages.encoding'), r.encoding ? t(`encoding.${r.encoding}`) : ''),
 					kv(t('compose.segments'), r.channel === 'sms' && r.segments ? fmtNumber(r.segments) : ''),
@@ -281,7 +290,7 @@ export function mount(el, ctx, params) {
 
 	async function subscribe() {
 		try {
-			const u = await pb.collection('messages').subscribe('*', (e) => upsert(e.record, e.action));
+			const u = await watch('messages', (e) => upsert(e.record, e.action));
 			if (!alive) { u(); return; }
 			unsub = u;
 			live.dataset.state = 'live';
@@ -295,7 +304,7 @@ export function mount(el, ctx, params) {
 	function cleanup() {
 		alive = false;
 		clearInterval(catchUpTimer);
-		if (unsub) unsub().catch(() => {});
+		if (unsub) unsub();
 		if (dialog.open) dialog.close();
 	}
 
@@ -303,6 +312,24 @@ export function mount(el, ctx, params) {
 	subscribe();
 	load(1).then(() => { if (params?.get('id')) openDetail(params.get('id')); });
 	return api;
+}
+
+// The order of a message's statuses within one attempt, as the server ranks provider reports
+// (hooks/status.go); canceled and skipped end a message.
+const STEP = { scheduled: 0, queued: 1, sending: 2, sent: 3, failed: 4, undelivered: 4, delivered: 5, read: 6, canceled: 7, skipped: 7 };
+
+/**
+ * older reports whether r is an older state of the message than known. Two changes can
+ * reach the page out of order: a retry's answer after the realtime events of the sending it
+ * started, and two updates written in the same millisecond (sending, then failed), which
+ * the server announces independently. Newer is a later update time, then a later attempt,
+ * then a later step.
+ */
+function older(r, known) {
+	if (!known || !r.updated || !known.updated) return false;
+	if (r.updated !== known.updated) return r.updated < known.updated;
+	if ((r.attempts || 0) !== (known.attempts || 0)) return (r.attempts || 0) < (known.attempts || 0);
+	return (STEP[r.status] ?? 0) < (STEP[known.status] ?? 0);
 }
 
 function nextDay(day) {

@@ -4,6 +4,7 @@
 // part is missing, so an older or newer server never blanks the page.
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import { stats, health, errorText } from '../api.js';
+import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtPercent, fmtMoney, fmtSeconds, fmtDay, fmtDateTime, fmtTime } from '../i18n.js';
 
@@ -135,7 +136,7 @@ export function mount(el, ctx) {
 	pb_subscribe();
 	async function pb_subscribe() {
 		try {
-			const u = await ctx.pb.collection('messages').subscribe('*', () => refreshSoon());
+			const u = await watch('messages', () => refreshSoon());
 			if (alive) unsub = u; else u();
 		} catch { /* the periodic refresh still runs */ }
 	}
@@ -147,7 +148,7 @@ export function mount(el, ctx) {
 			alive = false;
 			clearInterval(timer);
 			refreshSoon.cancel();
-			if (unsub) unsub().catch(() => {});
+			if (unsub) unsub();
 			if (chart) chart.destroy();
 		},
 	};
