@@ -792,6 +792,53 @@ func TestBrowserDashboard(t *testing.T) {
 		if n := eval[int](t, b, `document.querySelectorAll("#messages-body tr").length`); n != 0 {
 			t.Fatalf("clinic B sees %d of clinic A's messages", n)
 		}
+		// A page of 50 at a time, the next one after the oldest row shown (created, id), and
+		// never a count of the whole list: 55 messages sent in one request (many share their
+		// creation time) come as 50, then 5, each once and newest first.
+		batch := make([]map[string]any, 55)
+		for i := range batch {
+			batch[i] = map[string]any{"channel": "sms", "to": fmt.Sprintf("05012350%02d", i), "body": fmt.Sprintf("Page check %d.", i)}
+		}
+		if res := a.call("POST", "/api/clinicmsg/send", d.staffB, batch, 200); res["accepted"] != float64(len(batch)) {
+			t.Fatalf("expected %d messages accepted, got %v", len(batch), res["accepted"])
+		}
+		// Once they are delivered no realtime update adds a row behind the test's back.
+		deadline := time.Now().Add(15 * time.Second)
+		for a.call("GET", "/api/clinicmsg/stats?days=1", d.staffB, nil, 200)["by_status"].(map[string]any)["delivered"] != float64(len(batch)) {
+			if time.Now().After(deadline) {
+				t.Fatal("the 55 messages were not delivered within 15s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		eval[bool](t, b, `(performance.clearResourceTimings(), true)`)
+		b.click(t, "#filter-clear") // the list again from its newest page
+		b.waitJS(t, "the first page", `document.querySelectorAll("#messages-body tr").length === 50 && !document.querySelector("#messages-more").hidden`, 10*time.Second)
+		b.click(t, "#messages-more")
+		b.waitJS(t, "the second page", `document.querySelectorAll("#messages-body tr").length === 55 && document.querySelector("#messages-more").hidden`, 10*time.Second)
+		rows := eval[[]string](t, b, `[...document.querySelectorAll("#messages-body tr")].map(r => r.dataset.id)`)
+		seen := map[string]bool{}
+		for _, id := range rows {
+			if seen[id] {
+				t.Fatalf("message %s is listed twice", id)
+			}
+			seen[id] = true
+		}
+		list := a.call("GET", "/api/collections/messages/records?perPage=55&sort=-created,-id&skipTotal=1", d.staffB, nil, 200)
+		for i, it := range list["items"].([]any) {
+			if id := it.(map[string]any)["id"]; rows[i] != id {
+				t.Fatalf("expected row %d to be %v (newest first), got %s", i, id, rows[i])
+			}
+		}
+		reqs := eval[[]string](t, b, `performance.getEntriesByType("resource").map(e => e.name).filter(n => n.includes("/api/collections/messages/records?"))`)
+		for _, r := range reqs {
+			if !strings.Contains(r, "skipTotal=true") || strings.Contains(r, "page=2") {
+				t.Fatalf("expected the list read by cursor without a count, got %s", r)
+			}
+		}
+		if len(reqs) < 2 {
+			t.Fatalf("expected two page requests, got %v", reqs)
+		}
+
 		b.show(t, "templates")
 		b.waitJS(t, "an empty template list", `document.querySelector("#template-list .empty") !== null`, 5*time.Second)
 		b.show(t, "campaigns")

@@ -17,8 +17,8 @@ export function mount(el, ctx, params) {
 	const { pb } = ctx;
 	let alive = true;
 	let unsub = null;
-	let page = 1;
-	let totalItems = 0;
+	let hasMore = false; // older messages exist beyond the oldest row shown
+	let loadSeq = 0;
 	const rows = new Map(); // id -> record
 	let openId = null;
 	let shown = null; // the record the dialog shows
@@ -28,7 +28,7 @@ export function mount(el, ctx, params) {
 	const count = h('p', { class: 'muted', id: 'messages-count', 'aria-live': 'polite' });
 	const listError = h('p', { class: 'form-error', role: 'alert', hidden: true });
 	const tbody = h('tbody', { id: 'messages-body' });
-	const more = h('button', { type: 'button', id: 'messages-more', hidden: true, onclick: () => load(page + 1) }, t('messages.more'));
+	const more = h('button', { type: 'button', id: 'messages-more', hidden: true, onclick: () => load(true) }, t('messages.more'));
 	const empty = h('p', { class: 'empty', id: 'messages-empty', hidden: true }, t('messages.empty'));
 	const dialog = h('dialog', { class: 'detail', id: 'message-detail', 'aria-labelledby': 'detail-title' });
 	dialog.addEventListener('close', () => { openId = null; });
@@ -39,16 +39,16 @@ export function mount(el, ctx, params) {
 			h('label', { for: id }, label),
 			h('select', {
 				id, value: filters[name],
-				onchange: (ev) => { filters[name] = ev.target.value; load(1); },
+				onchange: (ev) => { filters[name] = ev.target.value; load(); },
 			}, h('option', { value: '' }, t('messages.all')), options));
 	};
 	const phone = h('input', {
 		id: 'filter-phone', type: 'search', dir: 'ltr', inputmode: 'tel', autocomplete: 'off', value: filters.phone,
-		placeholder: '05…', oninput: debounce((ev) => { filters.phone = ev.target.value; load(1); }, 350),
+		placeholder: '05…', oninput: debounce((ev) => { filters.phone = ev.target.value; load(); }, 350),
 	});
 	const day = h('input', {
 		id: 'filter-day', type: 'date', value: filters.day, max: todayLocal(),
-		onchange: (ev) => { filters.day = ev.target.value; load(1); },
+		onchange: (ev) => { filters.day = ev.target.value; load(); },
 	});
 	const form = h('form', { class: 'filters', role: 'search', 'aria-label': t('messages.filters'), onsubmit: (ev) => ev.preventDefault() },
 		sel('status', STATUSES.map((s) => h('option', { value: s }, tOr(`status.${s}`, s))), t('messages.status')),
@@ -57,7 +57,7 @@ export function mount(el, ctx, params) {
 		h('div', { class: 'field' }, h('label', { for: 'filter-phone' }, t('messages.phone')), phone),
 		h('div', { class: 'field actions' }, h('button', {
 			type: 'button', id: 'filter-clear',
-			onclick: () => { Object.assign(filters, { status: '', channel: '', day: '', phone: '' }); form.reset(); load(1); },
+			onclick: () => { Object.assign(filters, { status: '', channel: '', day: '', phone: '' }); form.reset(); load(); },
 		}, t('messages.clear'))));
 
 	fill(el,
@@ -105,20 +105,29 @@ export function mount(el, ctx, params) {
 		return true;
 	}
 
-	async function load(p) {
+	/**
+	 * load shows the newest page, or with older the page after the oldest row shown. Pages
+	 * follow a cursor (created, id) rather than an offset, and nothing is counted, so a page
+	 * costs the same at a clinic's first message and at its millionth.
+	 */
+	async function load(older = false) {
 		listError.hidden = true;
+		const seq = ++loadSeq;
+		const last = older && tbody.lastElementChild ? rows.get(tbody.lastElementChild.dataset.id) : null;
+		const after = last ? pb.filter('created < {:c} || (created = {:c} && id < {:id})', { c: last.created, id: last.id }) : '';
+		const filter = [filterExpr(), after].filter(Boolean).map((x) => `(${x})`).join(' && ');
 		try {
-			const res = await pb.collection('messages').getList(p, PAGE, { filter: filterExpr(), sort: '-created,-id', skipTotal: false });
-			if (!alive) return;
-			if (p === 1) { rows.clear(); tbody.replaceChildren(); }
-			page = p;
-			totalItems = res.totalItems;
-			for (const r of res.items) {
+			// One more than a page tells whether another page follows.
+			const res = await pb.collection('messages').getList(1, PAGE + 1, { filter, sort: '-created,-id', skipTotal: true });
+			if (!alive || seq !== loadSeq) return;
+			if (!last) { rows.clear(); tbody.replaceChildren(); }
+			hasMore = res.items.length > PAGE;
+			for (const r of res.items.slice(0, PAGE)) {
 				if (rows.has(r.id)) continue;
 				rows.set(r.id, r);
 				tbody.append(row(r));
 			}
-			more.hidden = res.page >= res.totalPages;
+			more.hidden = !hasMore;
 			showCount();
 		} catch (err) {
 			if (ctx.fail(err)) return;
@@ -128,7 +137,7 @@ export function mount(el, ctx, params) {
 	}
 
 	function showCount() {
-		fill(count, t('messages.count', { shown: fmtNumber(rows.size), total: fmtNumber(Math.max(totalItems, rows.size)) }));
+		fill(count, t(hasMore ? 'messages.count_more' : 'messages.count_all', { shown: fmtNumber(rows.size) }));
 		empty.hidden = rows.size > 0;
 	}
 
@@ -173,14 +182,13 @@ export function mount(el, ctx, params) {
 		const existing = tbody.querySelector(`tr[data-id="${CSS.escape(r.id)}"]`);
 		if (action === 'delete') {
 			existing?.remove();
-			if (rows.delete(r.id)) totalItems -= 1;
+			rows.delete(r.id);
 		} else if (existing) {
 			rows.set(r.id, r);
 			existing.replaceWith(row(r));
 		} else if (matches(r) && isNewer(r)) {
 			// A create, or the first update of a message whose create event was not heard.
 			rows.set(r.id, r);
-			totalItems += 1;
 			insertSorted(row(r, true), r);
 		}
 		showCount();
@@ -193,7 +201,7 @@ export function mount(el, ctx, params) {
 	/** newer than the oldest row shown (older ones belong to a later page) */
 	function isNewer(r) {
 		const last = tbody.lastElementChild && rows.get(tbody.lastElementChild.dataset.id);
-		return !last || more.hidden || r.created >= last.created;
+		return !last || more.hidden || r.created > last.created || (r.created === last.created && r.id > last.id);
 	}
 
 	function insertSorted(tr, r) {
@@ -310,7 +318,7 @@ export function mount(el, ctx, params) {
 
 	const api = { unmount: cleanup, update: (p) => { if (p.get('id')) openDetail(p.get('id')); } };
 	subscribe();
-	load(1).then(() => { if (params?.get('id')) openDetail(params.get('id')); });
+	load().then(() => { if (params?.get('id')) openDetail(params.get('id')); });
 	return api;
 }
 
