@@ -6,8 +6,8 @@ import { t, tOr, getLang } from './i18n.js';
 export const pb = new PocketBase(window.location.origin);
 // The SDK cancels a pending request when another one goes to the same path. The dashboard
 // means its parallel requests (three statistics ranges, a list and a dialog), so they opt
-// out; the realtime subscription's own requests keep their key, which is what orders a
-// screen's unsubscribe before the next screen's subscribe.
+// out; the realtime subscription's own requests keep their key, so that only the newest
+// list of subscriptions is sent (live.js).
 const rawSend = pb.send.bind(pb);
 pb.send = (path, options = {}) => {
 	if (!('requestKey' in options)) options = { ...options, requestKey: null };
@@ -50,6 +50,24 @@ function fieldText(v) {
 	const name = /"([^"]+)"\s*$/.exec(msg)?.[1] || (/needs missing variable "([^"]+)"/.exec(msg) || [])[1] || '';
 	const tr = tOr(`code.${v.code}`, null);
 	return tr ? tr.replace('{name}', name) : msg;
+}
+
+/** the template variable a 400 answer says is missing ("" when it is another error) */
+export function missingVariable(err) {
+	const v = err?.response?.data?.context;
+	if (!v || v.code !== 'validation_missing_variable') return '';
+	return /missing variable "([^"]+)"/.exec(v.message || '')?.[1] || '';
+}
+
+/**
+ * a message's status_reason for a person: the server writes `code: detail` in English
+ * (opted_out: the patient opted out of messages); a known code is said in the dashboard's
+ * language, anything else is shown as it came.
+ */
+export function reasonText(reason) {
+	if (!reason) return '';
+	const code = /^([a-z_]+):/.exec(reason)?.[1];
+	return (code && tOr(`reason.${code}`, null)) || reason;
 }
 
 /** one line a person can act on */

@@ -2,6 +2,7 @@
 // template/text editor that Compose and Campaigns share.
 import { h, fill, uid } from './dom.js';
 import { t } from './i18n.js';
+import { fieldErrors, missingVariable } from './api.js';
 
 /**
  * field('to', label, control, {hint}) wraps a control with its label, a hint and an error
@@ -87,10 +88,12 @@ export const CATEGORIES = ['reminder', 'confirmation', 'cancellation', 'results'
 
 /**
  * contentEditor edits state {channel, mode, template, body, subject, language, category,
- * vars}: a template with its variables, or free text. skipVars(name) hides variables that
- * come from elsewhere (a campaign's CSV columns). onChange runs after every edit.
+ * vars}: a template with its variables, or free text. columns are variables that come
+ * from elsewhere (a campaign's CSV columns): they get no field, and a note names them.
+ * autoFields: false leaves out the variables the server fills (clinic_name). onChange
+ * runs after every edit.
  */
-export function contentEditor(state, templates, { onChange, skipVars = () => false, prefix = 'c' }) {
+export function contentEditor(state, templates, { onChange, columns = [], autoFields = true, prefix = 'c' }) {
 	const root = h('div', { class: 'content-editor' });
 	const changed = () => onChange?.();
 
@@ -125,7 +128,10 @@ export function contentEditor(state, templates, { onChange, skipVars = () => fal
 			}, h('option', { value: '' }, usable.length ? t('compose.template_pick') : t('compose.template_none')),
 			usable.map((x) => h('option', { value: x.code }, x.clinic ? x.code : `${x.code} (${t('templates.shared')})`)));
 			const tpl = usable.find((x) => x.code === state.template);
-			const names = placeholders(tpl).filter((n) => !skipVars(n));
+			const all = placeholders(tpl);
+			const fromColumns = all.filter((n) => columns.includes(n));
+			const auto = autoFields ? [] : all.filter((n) => AUTO_VARS.includes(n) && !fromColumns.includes(n));
+			const names = all.filter((n) => !fromColumns.includes(n) && !auto.includes(n));
 			const vars = names.map((n) => {
 				const input = h('input', {
 					id: `${prefix}-var-${n}`, type: 'text', dir: 'auto', value: state.vars[n] ?? '', dataset: { var: n },
@@ -135,9 +141,11 @@ export function contentEditor(state, templates, { onChange, skipVars = () => fal
 			});
 			fill(body,
 				field('template', t('compose.template'), select),
-				tpl ? h('div', { class: 'vars', dataset: { field: 'context' } },
-					h('p', { class: 'legend' }, names.length ? t('compose.variables') : t('compose.no_variables')),
-					h('div', { class: 'vars-grid' }, vars),
+				tpl ? h('div', { class: 'vars', id: `${prefix}-vars`, dataset: { field: 'context' } },
+					h('p', { class: 'legend', id: `${prefix}-vars-legend` }, varsLegend(all, names, fromColumns, auto)),
+					fromColumns.length ? h('p', { class: 'hint', id: `${prefix}-vars-columns`, dataset: { vars: fromColumns.join(',') } },
+						t('campaigns.vars_from_csv', { names: fromColumns.join(', ') })) : null,
+					names.length ? h('div', { class: 'vars-grid' }, vars) : null,
 					h('p', { class: 'field-error', hidden: true, role: 'alert' })) : null);
 		} else {
 			const text = h('textarea', {
@@ -153,6 +161,42 @@ export function contentEditor(state, templates, { onChange, skipVars = () => fal
 	}
 	draw();
 	return { el: root, redraw: draw };
+}
+
+/** the heading of a template's variables: what is left to fill in, or why nothing is */
+function varsLegend(all, names, fromColumns, auto) {
+	if (!all.length) return t('compose.no_variables');
+	if (names.length) return t('compose.variables');
+	if (fromColumns.length) return t('compose.variables');
+	return t('compose.vars_auto', { names: auto.join(', ') });
+}
+
+/**
+ * the variables of tpl left empty in vars, which a send would be refused for: those of
+ * the language chosen when the template has it, else of every language; clinic_name is
+ * filled by the server.
+ */
+export function missingVars(tpl, vars, { language = '', channel = '' } = {}) {
+	const texts = language && String(tpl?.[`body_${language}`] || '').trim()
+		? { body_en: '', body_ar: '', subject_en: '', subject_ar: '', [`body_${language}`]: tpl[`body_${language}`], [`subject_${language}`]: tpl[`subject_${language}`] }
+		: { ...tpl };
+	if (channel !== 'email') { texts.subject_en = ''; texts.subject_ar = ''; }
+	const filled = filledVars(vars);
+	return placeholders(texts).filter((n) => !AUTO_VARS.includes(n) && !(n in filled));
+}
+
+/**
+ * the field errors of a refused send or check, with a missing template variable put on
+ * that variable's own field (when root has it) instead of on all of them.
+ */
+export function contentErrors(err, root) {
+	const fe = fieldErrors(err);
+	const name = missingVariable(err);
+	if (name && fe.context && root.querySelector(`[data-field="${CSS.escape(`var.${name}`)}"]`)) {
+		fe[`var.${name}`] = fe.context;
+		delete fe.context;
+	}
+	return fe;
 }
 
 /** the context to send: the filled variables only (an empty one is left out, so the server names it) */

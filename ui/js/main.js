@@ -1,6 +1,7 @@
 // main.js: signs a clinic user in, draws the frame (header, navigation, language switch)
 // and mounts one screen at a time by the URL fragment (#/overview, #/messages, …).
 import { pb, errorText } from './api.js';
+import * as live from './live.js';
 import { h, fill } from './dom.js';
 import { t, getLang, setLang, applyLang, setTimeZone } from './i18n.js';
 import * as overview from './views/overview.js';
@@ -47,7 +48,7 @@ async function openSession() {
 
 function signOut(notice = '') {
 	unmountCurrent();
-	pb.realtime.unsubscribe().catch(() => {});
+	live.stop().catch(() => {});
 	pb.authStore.clear();
 	session = null;
 	loginNotice = notice;

@@ -2,9 +2,10 @@
 // uploaded CSV; a check of the numbers before sending (POST /api/clinicmsg/preview with
 // recipients); progress bars that move with the campaign records over realtime; cancel.
 import { preview, fieldErrors, errorText } from '../api.js';
+import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtMoney, fmtDateTime, zonedToDate, pbDate, getTimeZone } from '../i18n.js';
-import { field, errorsFor, contentEditor, activeTemplates, filledVars, previewVars, AUTO_VARS } from '../form.js';
+import { field, errorsFor, contentEditor, contentErrors, activeTemplates, filledVars, previewVars } from '../form.js';
 import { recipientsFrom } from '../csv.js';
 import { badge } from './overview.js';
 
@@ -127,8 +128,9 @@ export function mount(el, ctx) {
 			startBtn.disabled = !(res.recipients?.valid > 0);
 		} catch (err) {
 			if (ctx.fail(err)) return;
-			const rest = errors.show(fieldErrors(err));
-			if (Object.keys(rest).length || !Object.keys(fieldErrors(err)).length) {
+			const fe = contentErrors(err, form);
+			const rest = errors.show(fe);
+			if (Object.keys(rest).length || !Object.keys(fe).length) {
 				fill(general, Object.values(rest)[0] || errorText(err));
 				general.hidden = false;
 			}
@@ -176,7 +178,7 @@ export function mount(el, ctx) {
 			mountAgain();
 		} catch (err) {
 			if (ctx.fail(err)) return;
-			const fe = fieldErrors(err);
+			const fe = contentErrors(err, form);
 			const rest = errors.show(fe);
 			if (Object.keys(rest).length || !Object.keys(fe).length) {
 				fill(general, Object.values(rest)[0] || errorText(err));
@@ -199,10 +201,8 @@ export function mount(el, ctx) {
 	}
 
 	function drawEditor() {
-		const cols = new Set(parsed().columns);
 		const editor = contentEditor(state, templates, {
-			onChange: changed, prefix: 'campaign',
-			skipVars: (n) => cols.has(n) || AUTO_VARS.includes(n),
+			onChange: changed, prefix: 'campaign', columns: parsed().columns, autoFields: false,
 		});
 		const focused = document.activeElement?.id;
 		fill(editorBox, editor.el);
@@ -279,7 +279,7 @@ export function mount(el, ctx) {
 
 	async function subscribe() {
 		try {
-			const u = await pb.collection('campaigns').subscribe('*', (e) => {
+			const u = await watch('campaigns', (e) => {
 				if (e.action === 'delete') items.delete(e.record.id);
 				else items.set(e.record.id, e.record);
 				drawList();
@@ -300,5 +300,5 @@ export function mount(el, ctx) {
 	});
 	load();
 	subscribe();
-	return { unmount() { alive = false; drawCsvInfo.cancel(); if (unsub) unsub().catch(() => {}); } };
+	return { unmount() { alive = false; drawCsvInfo.cancel(); if (unsub) unsub(); } };
 }

@@ -2,10 +2,10 @@
 // or free text, with a live preview (encoding, segments, cost) from POST
 // /api/clinicmsg/preview. The draft lives in sessionStorage: a failed send, a language
 // switch or a signed-out session loses nothing that was typed.
-import { preview, fieldErrors, errorText } from '../api.js';
+import { preview, fieldErrors, errorText, reasonText } from '../api.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, fmtNumber, fmtMoney } from '../i18n.js';
-import { field, errorsFor, contentEditor, activeTemplates, filledVars, previewVars } from '../form.js';
+import { field, errorsFor, contentEditor, contentErrors, activeTemplates, filledVars, previewVars, missingVars } from '../form.js';
 import { badge } from './overview.js';
 
 const DRAFT_KEY = 'clinicmsg.compose';
@@ -60,6 +60,9 @@ export function mount(el, ctx) {
 	function onChange() {
 		save();
 		for (const f of ['template', 'context', 'body', 'subject', 'channel', 'language', 'category']) errors.clear(f);
+		for (const f of form.querySelectorAll('.field.invalid[data-field^="var."]')) {
+			if (String(state.vars[f.dataset.field.slice(4)] ?? '').trim()) errors.clear(f.dataset.field);
+		}
 		general.hidden = true;
 		to.setAttribute('inputmode', state.channel === 'email' ? 'email' : 'tel');
 		refreshPreview();
@@ -120,6 +123,15 @@ export function mount(el, ctx) {
 				errors.show({ template: t('compose.template_required') });
 				return;
 			}
+			// Each variable left empty is marked on its own field, all at once (the server
+			// names only the first).
+			const tpl = templates.find((x) => x.code === state.template);
+			const missing = tpl ? missingVars(tpl, state.vars, { language: state.language, channel: state.channel }) : [];
+			if (missing.length) {
+				const rest = errors.show(Object.fromEntries(missing.map((n) => [`var.${n}`, t('compose.var_required')])));
+				if (!Object.keys(rest).length) return; // else the server says what is wrong
+				errors.clear();
+			}
 			body.template = state.template;
 			body.context = filledVars(state.vars);
 		} else {
@@ -132,12 +144,20 @@ export function mount(el, ctx) {
 			const rec = await pb.collection('messages').create(body);
 			if (!alive) return;
 			showResult(rec);
-			ctx.toast(t('compose.sent_toast'));
-			reset(false);
+			if (rec.status === 'skipped') {
+				// Stored but never sent (opted out, a duplicate): the draft stays for a
+				// corrected send, under a new key so that it is not taken for this one.
+				ctx.toast(t('compose.skipped_toast'), 'warn');
+				state.key = newKey();
+				save();
+			} else {
+				ctx.toast(t('compose.sent_toast'));
+				reset(false);
+			}
 		} catch (err) {
 			if (!alive) return;
 			if (err.status === 401) { save(); ctx.fail(err); return; }
-			const fe = fieldErrors(err);
+			const fe = contentErrors(err, form);
 			if (err.status === 409 && fe.idempotency_key) {
 				// The same draft reached the server before (the answer was lost): it is sent.
 				fill(result, h('p', { class: 'notice' }, t('compose.already_sent')));
@@ -154,11 +174,22 @@ export function mount(el, ctx) {
 		}
 	}
 
+	/** the answer for the message: accepted (green), or skipped (amber, with the reason) */
 	function showResult(rec) {
+		const link = h('a', { href: `#/messages?id=${encodeURIComponent(rec.id)}` }, t('compose.open_message'));
+		const to = h('span', { dir: 'ltr' }, rec.to);
+		if (rec.status === 'skipped') {
+			fill(result, h('div', { class: 'notice warn', id: 'compose-sent', role: 'alert', dataset: { id: rec.id, status: rec.status } },
+				h('p', { class: 'notice-title' }, t('compose.skipped_for'), ' ', to, ' ', t('compose.skipped_was'), ' ', badge('status', rec.status)),
+				rec.status_reason ? h('p', { class: 'reason-text', id: 'compose-sent-reason', dir: 'auto', title: rec.status_reason }, reasonText(rec.status_reason)) : null,
+				h('p', { class: 'muted' }, t('compose.skipped_hint')),
+				link));
+			return;
+		}
 		fill(result, h('div', { class: 'notice ok', id: 'compose-sent', dataset: { id: rec.id, status: rec.status } },
-			h('p', {}, t('compose.sent_to'), ' ', h('span', { dir: 'ltr' }, rec.to), ' ', badge('status', rec.status)),
-			rec.status_reason ? h('p', { class: 'muted', dir: 'auto' }, rec.status_reason) : null,
-			h('a', { href: `#/messages?id=${encodeURIComponent(rec.id)}` }, t('compose.open_message'))));
+			h('p', {}, t('compose.sent_to'), ' ', to, ' ', badge('status', rec.status)),
+			rec.status_reason ? h('p', { class: 'muted', dir: 'auto' }, reasonText(rec.status_reason)) : null,
+			link));
 	}
 
 	/** after a send: the recipient and texts go, the channel and template stay */

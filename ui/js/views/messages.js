@@ -1,7 +1,8 @@
 // Messages: the clinic's messages, newest first, kept live by a realtime subscription
 // (new rows and status changes appear without a reload); filters by status, channel, day
 // and phone; a message's timeline from message_logs; retry for a failed one.
-import { retry, errorText } from '../api.js';
+import { retry, errorText, reasonText } from '../api.js';
+import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtDateTime, fmtTime, zonedToDate, pbDate, asciiDigits, todayLocal } from '../i18n.js';
 import { badge } from './overview.js';
@@ -16,17 +17,18 @@ export function mount(el, ctx, params) {
 	const { pb } = ctx;
 	let alive = true;
 	let unsub = null;
-	let page = 1;
-	let totalItems = 0;
+	let hasMore = false; // older messages exist beyond the oldest row shown
+	let loadSeq = 0;
 	const rows = new Map(); // id -> record
 	let openId = null;
+	let shown = null; // the record the dialog shows
 	let detailRefresh = null;
 
 	const live = h('span', { class: 'live', id: 'live-state', dataset: { state: 'connecting' } }, t('messages.connecting'));
 	const count = h('p', { class: 'muted', id: 'messages-count', 'aria-live': 'polite' });
 	const listError = h('p', { class: 'form-error', role: 'alert', hidden: true });
 	const tbody = h('tbody', { id: 'messages-body' });
-	const more = h('button', { type: 'button', id: 'messages-more', hidden: true, onclick: () => load(page + 1) }, t('messages.more'));
+	const more = h('button', { type: 'button', id: 'messages-more', hidden: true, onclick: () => load(true) }, t('messages.more'));
 	const empty = h('p', { class: 'empty', id: 'messages-empty', hidden: true }, t('messages.empty'));
 	const dialog = h('dialog', { class: 'detail', id: 'message-detail', 'aria-labelledby': 'detail-title' });
 	dialog.addEventListener('close', () => { openId = null; });
@@ -37,16 +39,16 @@ export function mount(el, ctx, params) {
 			h('label', { for: id }, label),
 			h('select', {
 				id, value: filters[name],
-				onchange: (ev) => { filters[name] = ev.target.value; load(1); },
+				onchange: (ev) => { filters[name] = ev.target.value; load(); },
 			}, h('option', { value: '' }, t('messages.all')), options));
 	};
 	const phone = h('input', {
 		id: 'filter-phone', type: 'search', dir: 'ltr', inputmode: 'tel', autocomplete: 'off', value: filters.phone,
-		placeholder: '05…', oninput: debounce((ev) => { filters.phone = ev.target.value; load(1); }, 350),
+		placeholder: '05…', oninput: debounce((ev) => { filters.phone = ev.target.value; load(); }, 350),
 	});
 	const day = h('input', {
 		id: 'filter-day', type: 'date', value: filters.day, max: todayLocal(),
-		onchange: (ev) => { filters.day = ev.target.value; load(1); },
+		onchange: (ev) => { filters.day = ev.target.value; load(); },
 	});
 	const form = h('form', { class: 'filters', role: 'search', 'aria-label': t('messages.filters'), onsubmit: (ev) => ev.preventDefault() },
 		sel('status', STATUSES.map((s) => h('option', { value: s }, tOr(`status.${s}`, s))), t('messages.status')),
@@ -55,7 +57,7 @@ export function mount(el, ctx, params) {
 		h('div', { class: 'field' }, h('label', { for: 'filter-phone' }, t('messages.phone')), phone),
 		h('div', { class: 'field actions' }, h('button', {
 			type: 'button', id: 'filter-clear',
-			onclick: () => { Object.assign(filters, { status: '', channel: '', day: '', phone: '' }); form.reset(); load(1); },
+			onclick: () => { Object.assign(filters, { status: '', channel: '', day: '', phone: '' }); form.reset(); load(); },
 		}, t('messages.clear'))));
 
 	fill(el,
@@ -103,20 +105,29 @@ export function mount(el, ctx, params) {
 		return true;
 	}
 
-	async function load(p) {
+	/**
+	 * load shows the newest page, or with older the page after the oldest row shown. Pages
+	 * follow a cursor (created, id) rather than an offset, and nothing is counted, so a page
+	 * costs the same at a clinic's first message and at its millionth.
+	 */
+	async function load(older = false) {
 		listError.hidden = true;
+		const seq = ++loadSeq;
+		const last = older && tbody.lastElementChild ? rows.get(tbody.lastElementChild.dataset.id) : null;
+		const after = last ? pb.filter('created < {:c} || (created = {:c} && id < {:id})', { c: last.created, id: last.id }) : '';
+		const filter = [filterExpr(), after].filter(Boolean).map((x) => `(${x})`).join(' && ');
 		try {
-			const res = await pb.collection('messages').getList(p, PAGE, { filter: filterExpr(), sort: '-created,-id', skipTotal: false });
-			if (!alive) return;
-			if (p === 1) { rows.clear(); tbody.replaceChildren(); }
-			page = p;
-			totalItems = res.totalItems;
-			for (const r of res.items) {
+			// One more than a page tells whether another page follows.
+			const res = await pb.collection('messages').getList(1, PAGE + 1, { filter, sort: '-created,-id', skipTotal: true });
+			if (!alive || seq !== loadSeq) return;
+			if (!last) { rows.clear(); tbody.replaceChildren(); }
+			hasMore = res.items.length > PAGE;
+			for (const r of res.items.slice(0, PAGE)) {
 				if (rows.has(r.id)) continue;
 				rows.set(r.id, r);
 				tbody.append(row(r));
 			}
-			more.hidden = res.page >= res.totalPages;
+			more.hidden = !hasMore;
 			showCount();
 		} catch (err) {
 			if (ctx.fail(err)) return;
@@ -126,7 +137,7 @@ export function mount(el, ctx, params) {
 	}
 
 	function showCount() {
-		fill(count, t('messages.count', { shown: fmtNumber(rows.size), total: fmtNumber(Math.max(totalItems, rows.size)) }));
+		fill(count, t(hasMore ? 'messages.count_more' : 'messages.count_all', { shown: fmtNumber(rows.size) }));
 		empty.hidden = rows.size > 0;
 	}
 
@@ -136,7 +147,7 @@ export function mount(el, ctx, params) {
 			h('td', { class: 'nowrap', 'data-label': t('messages.col_time') }, fmtDateTime(r.created)),
 			h('td', { class: 'nowrap', 'data-label': t('messages.col_to') }, h('span', { dir: 'ltr', class: 'phone' }, r.to)),
 			h('td', { 'data-label': t('messages.col_channel') }, tOr(`channel.${r.channel}`, r.channel)),
-			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? h('span', { class: 'reason', dir: 'auto' }, r.status_reason) : null),
+			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? h('span', { class: 'reason', dir: 'auto', title: r.status_reason }, reasonText(r.status_reason)) : null),
 			h('td', { class: 'col-body', 'data-label': t('messages.col_message') }, h('span', { class: 'body-excerpt', dir: 'auto' }, text)),
 			h('td', { class: 'row-actions' },
 				h('button', { type: 'button', class: 'small', onclick: () => openDetail(r.id), 'aria-label': t('messages.view_label', { to: r.to }) }, t('messages.view')),
@@ -149,8 +160,12 @@ export function mount(el, ctx, params) {
 			onclick: async () => {
 				b.disabled = true;
 				try {
-					await retry(r.id);
+					const rec = await retry(r.id);
+					if (!alive) return;
 					ctx.toast(t('messages.retried'));
+					// The answer is the message queued again: the row and an open dialog show it
+					// (status, attempts, timeline) now, and realtime moves them on from there.
+					if (rec?.id) upsert(rec, 'update');
 				} catch (err) {
 					if (ctx.fail(err)) return;
 					ctx.toast(errorText(err), 'error');
@@ -162,17 +177,18 @@ export function mount(el, ctx, params) {
 	}
 
 	function upsert(r, action) {
+		const known = rows.get(r.id) || (shown?.id === r.id ? shown : null);
+		if (action !== 'delete' && older(r, known)) return;
 		const existing = tbody.querySelector(`tr[data-id="${CSS.escape(r.id)}"]`);
 		if (action === 'delete') {
 			existing?.remove();
-			if (rows.delete(r.id)) totalItems -= 1;
+			rows.delete(r.id);
 		} else if (existing) {
 			rows.set(r.id, r);
 			existing.replaceWith(row(r));
 		} else if (matches(r) && isNewer(r)) {
 			// A create, or the first update of a message whose create event was not heard.
 			rows.set(r.id, r);
-			totalItems += 1;
 			insertSorted(row(r, true), r);
 		}
 		showCount();
@@ -185,7 +201,7 @@ export function mount(el, ctx, params) {
 	/** newer than the oldest row shown (older ones belong to a later page) */
 	function isNewer(r) {
 		const last = tbody.lastElementChild && rows.get(tbody.lastElementChild.dataset.id);
-		return !last || more.hidden || r.created >= last.created;
+		return !last || more.hidden || r.created > last.created || (r.created === last.created && r.id > last.id);
 	}
 
 	function insertSorted(tr, r) {
@@ -232,6 +248,7 @@ export function mount(el, ctx, params) {
 
 	const timeline = h('ol', { class: 'timeline', id: 'timeline' });
 	function renderDetail(r) {
+		shown = r;
 		const kv = (label, value, opts = {}) => (value == null || value === '' ? null : [h('dt', {}, label), h('dd', opts, value)]);
 		fill(dialog,
 			h('div', { class: 'dialog-head' },
@@ -242,12 +259,12 @@ export function mount(el, ctx, params) {
 				h('dl', { class: 'kv' },
 					kv(t('messages.col_to'), h('span', { dir: 'ltr' }, r.to)),
 					kv(t('messages.col_channel'), tOr(`channel.${r.channel}`, r.channel)),
-					kv(t('messages.reason'), r.status_reason, { dir: 'auto' }),
+					kv(t('messages.reason'), reasonText(r.status_reason), { dir: 'auto', title: r.status_reason }),
 					kv(t('messages.template'), r.template),
 					kv(t('messages.patient'), r.patient_id),
 					kv(t('messages.language'), r.language ? t(`lang.${r.language}`) : ''),
 					kv(t('messages.provider'), r.provider),
-					kv(t('messages.attempts'), r.attempts ? fmtNumber(r.attempts) : ''),
+					kv(t('messages.attempts'), r.attempts ? fmtNumber(r.attempts) : '', { id: 'detail-attempts', dataset: { value: r.attempts } }),
 					kv(t('messages.error'), r.error_code || r.error_message ? `${r.error_code || ''} ${r.error_message || ''}`.trim() : '', { dir: 'auto' }),
 					kv(t('messages.encoding'), r.encoding ? t(`encoding.${r.encoding}`) : ''),
 					kv(t('compose.segments'), r.channel === 'sms' && r.segments ? fmtNumber(r.segments) : ''),
@@ -281,7 +298,7 @@ export function mount(el, ctx, params) {
 
 	async function subscribe() {
 		try {
-			const u = await pb.collection('messages').subscribe('*', (e) => upsert(e.record, e.action));
+			const u = await watch('messages', (e) => upsert(e.record, e.action));
 			if (!alive) { u(); return; }
 			unsub = u;
 			live.dataset.state = 'live';
@@ -295,14 +312,32 @@ export function mount(el, ctx, params) {
 	function cleanup() {
 		alive = false;
 		clearInterval(catchUpTimer);
-		if (unsub) unsub().catch(() => {});
+		if (unsub) unsub();
 		if (dialog.open) dialog.close();
 	}
 
 	const api = { unmount: cleanup, update: (p) => { if (p.get('id')) openDetail(p.get('id')); } };
 	subscribe();
-	load(1).then(() => { if (params?.get('id')) openDetail(params.get('id')); });
+	load().then(() => { if (params?.get('id')) openDetail(params.get('id')); });
 	return api;
+}
+
+// The order of a message's statuses within one attempt, as the server ranks provider reports
+// (hooks/status.go); canceled and skipped end a message.
+const STEP = { scheduled: 0, queued: 1, sending: 2, sent: 3, failed: 4, undelivered: 4, delivered: 5, read: 6, canceled: 7, skipped: 7 };
+
+/**
+ * older reports whether r is an older state of the message than known. Two changes can
+ * reach the page out of order: a retry's answer after the realtime events of the sending it
+ * started, and two updates written in the same millisecond (sending, then failed), which
+ * the server announces independently. Newer is a later update time, then a later attempt,
+ * then a later step.
+ */
+function older(r, known) {
+	if (!known || !r.updated || !known.updated) return false;
+	if (r.updated !== known.updated) return r.updated < known.updated;
+	if ((r.attempts || 0) !== (known.attempts || 0)) return (r.attempts || 0) < (known.attempts || 0);
+	return (STEP[r.status] ?? 0) < (STEP[known.status] ?? 0);
 }
 
 function nextDay(day) {

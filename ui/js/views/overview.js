@@ -4,6 +4,7 @@
 // part is missing, so an older or newer server never blanks the page.
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import { stats, health, errorText } from '../api.js';
+import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtPercent, fmtMoney, fmtSeconds, fmtDay, fmtDateTime, fmtTime } from '../i18n.js';
 
@@ -135,7 +136,7 @@ export function mount(el, ctx) {
 	pb_subscribe();
 	async function pb_subscribe() {
 		try {
-			const u = await ctx.pb.collection('messages').subscribe('*', () => refreshSoon());
+			const u = await watch('messages', () => refreshSoon());
 			if (alive) unsub = u; else u();
 		} catch { /* the periodic refresh still runs */ }
 	}
@@ -147,7 +148,7 @@ export function mount(el, ctx) {
 			alive = false;
 			clearInterval(timer);
 			refreshSoon.cancel();
-			if (unsub) unsub().catch(() => {});
+			if (unsub) unsub();
 			if (chart) chart.destroy();
 		},
 	};
@@ -212,6 +213,10 @@ function drawChart(box, series) {
 	const width = Math.max(box.clientWidth, 260);
 	const labels = series.map((d) => fmtDay(d.date));
 	const xs = series.map((_, i) => i);
+	// The legend reads the hovered day; with no day hovered, the whole period (never blank).
+	const sum = (k) => series.reduce((n, d) => n + (d[k] ?? 0), 0);
+	const idle = [labels.length > 1 ? `${labels[0]} – ${labels.at(-1)}` : labels[0] ?? '', fmtNumber(sum('total')), fmtNumber(sum('failed'))];
+	const legendValue = (fmt) => (u, v, sidx, idx) => (idx == null || v == null ? idle[sidx] : fmt(v));
 	const opts = {
 		width, height: 220,
 		scales: { x: { time: false, range: [-0.6, series.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.15)] } },
@@ -222,9 +227,9 @@ function drawChart(box, series) {
 		legend: { show: true },
 		cursor: { drag: { x: false, y: false } },
 		series: [
-			{ label: t('overview.col_day'), value: (u, v) => (v == null ? '' : labels[v] ?? '') },
-			{ label: t('overview.col_total'), stroke: '#2563eb', fill: 'rgba(37,99,235,0.35)', width: 1, paths: uPlot.paths.bars({ size: [0.7, 48] }), points: { show: false }, value: (u, v) => (v == null ? '' : fmtNumber(v)) },
-			{ label: t('overview.col_failed'), stroke: '#dc2626', fill: 'rgba(220,38,38,0.75)', width: 1, paths: uPlot.paths.bars({ size: [0.35, 24] }), points: { show: false }, value: (u, v) => (v == null ? '' : fmtNumber(v)) },
+			{ label: t('overview.col_day'), value: legendValue((v) => labels[v] ?? '') },
+			{ label: t('overview.col_total'), stroke: '#2563eb', fill: 'rgba(37,99,235,0.35)', width: 1, paths: uPlot.paths.bars({ size: [0.7, 48] }), points: { show: false }, value: legendValue(fmtNumber) },
+			{ label: t('overview.col_failed'), stroke: '#dc2626', fill: 'rgba(220,38,38,0.75)', width: 1, paths: uPlot.paths.bars({ size: [0.35, 24] }), points: { show: false }, value: legendValue(fmtNumber) },
 		],
 	};
 	const u = new uPlot(opts, [xs, series.map((d) => d.total ?? 0), series.map((d) => d.failed ?? 0)], box);
