@@ -44,7 +44,10 @@ type UnifonicOptions struct {
 
 // Unifonic sends SMS through Unifonic's REST API (el.cloud.unifonic.com), where Saudi
 // sender IDs are registered. It passes the clinicmsg message id as CorrelationID, which is
-// how an attempt with an unknown outcome is found again.
+// how an attempt with an unknown outcome is found again. It is no InboundParser: Unifonic
+// documents delivery reports for SMS but no webhook for a patient's reply (its documented
+// inbound webhook is the WhatsApp Conversation platform's, a different API), so replies
+// reach clinicmsg through Twilio only (docs/PROVIDERS.md).
 type Unifonic struct {
 	opts UnifonicOptions
 	base string
