@@ -441,6 +441,12 @@ func (p *Unifonic) ParseDLRWebhook(r *http.Request) (*StatusUpdate, error) {
 			}
 		}
 	}
+	// Unifonic's WhatsApp webhook (its Conversation platform) posts a patient's message with a
+	// messageId of its own: read as a delivery report it would be acknowledged and lost. A
+	// refusal makes a webhook pointed here by mistake fail where the clinic can see it.
+	if strings.EqualFold(fields["eventtype"], "message.received") {
+		return nil, errors.New("unifonic webhook is an incoming message (eventType message.received), not a delivery report; clinicmsg takes no incoming messages from Unifonic")
+	}
 	id, corr := fields["messageid"], fields["correlationid"]
 	if id == "" && corr == "" {
 		return nil, errors.New("unifonic delivery report has no MessageID or CorrelationID")
