@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -94,6 +95,30 @@ type Reconciler interface {
 // Checker reports whether the provider is reachable and the credentials work.
 type Checker interface {
 	Check(ctx context.Context) error
+}
+
+// Inbound is a message a patient sent to a clinic's number, in the same terms whichever
+// vendor carried it, so that reply handling (hooks.ReceiveReply) knows no vendor.
+type Inbound struct {
+	Channel           string // ChannelSMS or ChannelWhatsApp
+	From              string // the patient, E.164, without a vendor prefix such as "whatsapp:"
+	To                string // the clinic's number the patient wrote to; it picks the clinic
+	Body              string
+	ProviderMessageID string // the vendor's id for the inbound message; a repeat is dropped by it
+	OptOutType        string // the vendor's own keyword handling (STOP, START or HELP), if any
+}
+
+// InboundParser reads a vendor's incoming-message webhook. It authenticates the request
+// first: publicURL is the appliance's public scheme and host, for vendors that sign the URL
+// they called. A request that does not authenticate returns an error wrapping
+// ErrBadSignature (the route answers 403 and stores nothing); any other error means the
+// request could not be read (400).
+//
+// Only Twilio implements it. Unifonic's SMS API documents no webhook for messages patients
+// send (docs/PROVIDERS.md, "Patient replies on Unifonic"), so its adapter has no parser
+// rather than one guessed from an undocumented payload.
+type InboundParser interface {
+	ParseInboundWebhook(r *http.Request, publicURL string) (*Inbound, error)
 }
 
 // Error classes. Every error a provider returns wraps exactly one of them.

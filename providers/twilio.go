@@ -71,6 +71,7 @@ var (
 	_ StatusFetcher = (*Twilio)(nil)
 	_ Reconciler    = (*Twilio)(nil)
 	_ Checker       = (*Twilio)(nil)
+	_ InboundParser = (*Twilio)(nil)
 )
 
 var (
@@ -374,17 +375,8 @@ func (p *Twilio) verifiedForm(r *http.Request, publicURL, what string) (map[stri
 	return params, nil
 }
 
-// Inbound is a message a patient sent to the clinic's number.
-type Inbound struct {
-	Channel           string // ChannelSMS or ChannelWhatsApp
-	From              string // E.164, without "whatsapp:"
-	To                string
-	Body              string
-	ProviderMessageID string
-	OptOutType        string // Twilio Advanced Opt-Out: STOP, START or HELP, if enabled
-}
-
-// ParseInboundWebhook verifies and reads Twilio's incoming-message webhook.
+// ParseInboundWebhook verifies and reads Twilio's incoming-message webhook, signed like a
+// status callback (see ParseStatusWebhook); a missing or wrong signature wraps ErrBadSignature.
 func (p *Twilio) ParseInboundWebhook(r *http.Request, publicURL string) (*Inbound, error) {
 	params, err := p.verifiedForm(r, publicURL, "incoming message")
 	if err != nil {

@@ -44,7 +44,10 @@ type UnifonicOptions struct {
 
 // Unifonic sends SMS through Unifonic's REST API (el.cloud.unifonic.com), where Saudi
 // sender IDs are registered. It passes the clinicmsg message id as CorrelationID, which is
-// how an attempt with an unknown outcome is found again.
+// how an attempt with an unknown outcome is found again. It is no InboundParser: Unifonic
+// documents delivery reports for SMS but no webhook for a patient's reply (its documented
+// inbound webhook is the WhatsApp Conversation platform's, a different API), so replies
+// reach clinicmsg through Twilio only (docs/PROVIDERS.md).
 type Unifonic struct {
 	opts UnifonicOptions
 	base string
@@ -437,6 +440,12 @@ func (p *Unifonic) ParseDLRWebhook(r *http.Request) (*StatusUpdate, error) {
 				fields[strings.ToLower(k)] = vs[0]
 			}
 		}
+	}
+	// Unifonic's WhatsApp webhook (its Conversation platform) posts a patient's message with a
+	// messageId of its own: read as a delivery report it would be acknowledged and lost. A
+	// refusal makes a webhook pointed here by mistake fail where the clinic can see it.
+	if strings.EqualFold(fields["eventtype"], "message.received") {
+		return nil, errors.New("unifonic webhook is an incoming message (eventType message.received), not a delivery report; clinicmsg takes no incoming messages from Unifonic")
 	}
 	id, corr := fields["messageid"], fields["correlationid"]
 	if id == "" && corr == "" {

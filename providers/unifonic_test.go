@@ -422,6 +422,10 @@ func TestUnifonicDLRWebhook(t *testing.T) {
 			want: providers.StatusUpdate{ProviderMessageID: "42", Status: providers.StatusSent, ProviderStatus: "Sent"},
 		},
 		{name: "no id", req: post("application/json", `{"DLR":"Delivered"}`), wantErr: true},
+		// Unifonic's WhatsApp webhook pointed at the delivery-report URL by mistake: its
+		// messageId must not pass for a delivery report, or the patient's reply is lost.
+		{name: "incoming WhatsApp message", req: post("application/json", readTestdata(t, "unifonic/whatsapp_received.json")), wantErr: true},
+		{name: "incoming message as a form", req: post("application/x-www-form-urlencoded", "messageId=abc&EVENTTYPE=Message.Received"), wantErr: true},
 		{name: "broken JSON", req: post("application/json", `{"MessageID":`), wantErr: true},
 	}
 	for _, s := range scenarios {
