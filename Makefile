@@ -4,7 +4,7 @@ export GOTOOLCHAIN := auto
 BIN ?= ./clinicmsg
 HTTP ?= 127.0.0.1:8090
 
-.PHONY: run build release test vet browser bench bench-stats fuzz soak
+.PHONY: run build release test vet browser screenshots bench bench-stats fuzz soak
 
 build:
 	go build -o $(BIN) .
@@ -55,6 +55,11 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+# `make test` writes the dashboard's screenshots to bin/screenshots; this refreshes the ones
+# the docs show.
+screenshots: browser
+	CLINICMSG_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots go test -count=1 -run 'TestBrowserDashboard' .
 
 # Benchmarks (docs/BENCHMARKS.md). `make bench` builds the binary and runs `clinicmsg bench`
 # (every scenario against its same-run baseline, a few minutes on 2 cores; BENCH_FLAGS adds

@@ -47,7 +47,8 @@ func TestConsentHoldsOnEveryPath(t *testing.T) {
 		e.do("POST", "/api/collections/preferences/records", "adminA", map[string]any{"patient_id": "R1", "sms": true, "opted_out": true})
 		must(t, e.message(res.str("id")).GetString("status") == "failed", "a failed message is not waiting and stays failed")
 		retry := e.do("POST", "/api/clinicmsg/messages/"+res.str("id")+"/retry", "staffA", nil)
-		must(t, retry.str("status") == "queued", "expected the retry queued, got %v", retry)
+		// The answer may already show the claim's skip: the dispatcher is woken at once.
+		must(t, retry.Status == 200, "expected the retry accepted, got %v", retry)
 		msg := e.waitStatus(res.str("id"), "skipped", 5*time.Second)
 		must(t, strings.HasPrefix(msg.GetString("status_reason"), "opted_out"), "expected opted_out, got %q", msg.GetString("status_reason"))
 		events := strings.Join(e.logEvents(msg.Id), ",")

@@ -58,21 +58,21 @@ var matrix = map[string]access{
 		create: all403, update: codes("404", "200", "404", "404", "404", "200"), delete: del403},
 	"templates": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
-		create: codes("400", "200", "200", "200", "403", "200"), update: codes("404", "404", "404", "200", "404", "200"),
+		create: codes("401", "200", "200", "200", "403", "200"), update: codes("404", "404", "404", "200", "404", "200"),
 		delete: codes("404", "404", "404", "204", "404", "204")},
 	"preferences": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
-		create: codes("400", "200", "200", "200", "403", "200"), update: codes("404", "404", "404", "200", "404", "200"),
+		create: codes("401", "200", "200", "200", "403", "200"), update: codes("404", "404", "404", "200", "404", "200"),
 		delete: codes("404", "404", "404", "204", "404", "204")},
 	"messages": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
-		create: codes("400", "200", "200", "200", "403", "200"), update: all403, delete: del403},
+		create: codes("401", "200", "200", "200", "403", "200"), update: all403, delete: del403},
 	"message_logs": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
 		create: all403, update: all403, delete: del403},
 	"campaigns": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
-		create: codes("400", "200", "200", "200", "403", "200"), update: codes("404", "200", "200", "200", "404", "200"), delete: del403},
+		create: codes("401", "200", "200", "200", "403", "200"), update: codes("404", "200", "200", "200", "404", "200"), delete: del403},
 	"replies": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
 		create: all403, update: all403, delete: del403},
