@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"clinicmsg/internal/compose"
 	"fmt"
 	"net/http"
 	"slices"
@@ -57,7 +58,7 @@ func (s *Service) guardClinicWrites(e *core.RequestEvent) error {
 	}
 	userClinic := e.Auth.GetString("clinic")
 	if userClinic == "" {
-		return fieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
+		return compose.FieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
 	}
 	info, err := e.RequestInfo()
 	if err != nil {
@@ -65,12 +66,12 @@ func (s *Service) guardClinicWrites(e *core.RequestEvent) error {
 	}
 	if v, ok := info.Body["clinic"]; ok {
 		if c, _ := v.(string); c != "" && c != userClinic {
-			return fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+			return compose.FieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
 		}
 	}
 	for _, f := range readOnlyFields[col.Name] {
 		if _, ok := info.Body[f]; ok {
-			return badField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
+			return compose.BadField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
 		}
 	}
 	return e.Next()
@@ -85,7 +86,7 @@ func (s *Service) guardClinicSettings(e *core.RequestEvent) error {
 	}
 	for _, f := range assignedClinicFields {
 		if _, ok := info.Body[f]; ok {
-			return fieldError(http.StatusForbidden, f, "validation_superuser_only", fmt.Sprintf("%s is assigned by a superuser and cannot be changed by a clinic", f))
+			return compose.FieldError(http.StatusForbidden, f, "validation_superuser_only", fmt.Sprintf("%s is assigned by a superuser and cannot be changed by a clinic", f))
 		}
 	}
 	return e.Next()
@@ -101,7 +102,7 @@ func (s *Service) onScopedCreateRequest(e *core.RecordRequestEvent) error {
 			e.Record.Set("clinic", own)
 		}
 		if e.Record.GetString("clinic") != own {
-			return fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+			return compose.FieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
 		}
 	}
 	info, err := e.RequestInfo()
@@ -140,8 +141,8 @@ func (s *Service) onClinicSave(e *core.RecordEvent) error {
 	if r.GetString("timezone") == "" {
 		r.Set("timezone", "Asia/Riyadh")
 	}
-	if _, err := loadLocation(r.GetString("timezone")); err != nil {
-		return badField("timezone", "validation_invalid_timezone", fmt.Sprintf("timezone %q is not an IANA time zone such as Asia/Riyadh", r.GetString("timezone")))
+	if _, err := compose.LoadLocation(r.GetString("timezone")); err != nil {
+		return compose.BadField("timezone", "validation_invalid_timezone", fmt.Sprintf("timezone %q is not an IANA time zone such as Asia/Riyadh", r.GetString("timezone")))
 	}
 	if r.GetString("country") == "" {
 		r.Set("country", s.cfg.DefaultRegion)
@@ -154,7 +155,7 @@ func (s *Service) onClinicSave(e *core.RecordEvent) error {
 	}
 	// The app verifies every event with the secret; an unsigned webhook would accept forgeries.
 	if r.GetString("app_webhook_url") != "" && r.GetString("app_webhook_secret") == "" {
-		return badField("app_webhook_secret", "validation_required", "app_webhook_secret is required with app_webhook_url: the clinic's app checks each event's signature with it")
+		return compose.BadField("app_webhook_secret", "validation_required", "app_webhook_secret is required with app_webhook_url: the clinic's app checks each event's signature with it")
 	}
 	return e.Next()
 }
@@ -168,9 +169,9 @@ func (s *Service) onPreferenceSave(e *core.RecordEvent) error {
 		if err != nil {
 			return err
 		}
-		e164, err := normalizePhone(p, s.regionOf(clinic))
+		e164, err := compose.NormalizePhone(p, s.rules.Region(clinic))
 		if err != nil {
-			return badField("phone", "validation_invalid_phone", "phone is not a valid mobile number")
+			return compose.BadField("phone", "validation_invalid_phone", "phone is not a valid mobile number")
 		}
 		r.Set("phone", e164)
 	}

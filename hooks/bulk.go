@@ -17,6 +17,7 @@ import (
 	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/pocketbase/pocketbase/tools/types"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 )
@@ -47,7 +48,7 @@ func (s *Service) prepareNew(recs []*core.Record, seen *batchSeen) ([]*newMessag
 	errs := make([]error, len(recs))
 	clinics := make([]*core.Record, len(recs))
 	for i, rec := range recs {
-		clinics[i], errs[i] = s.checkAddress(s.app, rec)
+		clinics[i], errs[i] = s.checkAddress(s.app, rec, seen)
 	}
 	err := seen.loadPreferences(s.app, recs, errs)
 	if err == nil {
@@ -131,7 +132,7 @@ func (s *Service) insertMessages(tx core.App, msgs []*newMessage) (map[int]error
 	}
 	for i, m := range msgs {
 		if c := m.rec.GetString("clinic"); !exist[c] && refused[i] == nil {
-			refused[i] = badField("clinic", "validation_invalid_clinic", fmt.Sprintf("clinic %q does not exist", c))
+			refused[i] = compose.BadField("clinic", "validation_invalid_clinic", fmt.Sprintf("clinic %q does not exist", c))
 		}
 	}
 	rows := make([]*newMessage, 0, len(msgs))
@@ -201,7 +202,7 @@ func takenKeys(tx core.App, msgs []*newMessage) (map[int]error, error) {
 		}
 		for _, f := range found {
 			if i, ok := byKey[clinic+"\x00"+f.Key]; ok {
-				refused[i] = idempotencyConflict(f.ID)
+				refused[i] = compose.IdempotencyConflict(f.ID)
 			}
 		}
 	}

@@ -100,22 +100,6 @@ func (c *clinicCache) forget(id string) {
 	c.mu.Unlock()
 }
 
-// locations holds loaded time zones; only names that load are kept, so it is bounded by
-// the IANA database (about 600 names) whatever callers send.
-var locations sync.Map // IANA name -> *time.Location
-
-func loadLocation(name string) (*time.Location, error) {
-	if l, ok := locations.Load(name); ok {
-		return l.(*time.Location), nil
-	}
-	l, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, err
-	}
-	locations.Store(name, l)
-	return l, nil
-}
-
 // templateCache keeps template lookups (including "no such template") for a moment; any
 // change to a template clears it, so an edit applies to the next message.
 type templateCache struct {

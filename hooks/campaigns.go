@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/store"
 	"clinicmsg/internal/worker"
 	"clinicmsg/providers"
@@ -104,7 +105,7 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 		return err
 	}
 	channel := r.GetString("channel")
-	if err := checkChannel(channel); err != nil {
+	if err := s.rules.CheckChannel(channel); err != nil {
 		return err
 	}
 	if code := r.GetString("template"); code != "" {
@@ -113,32 +114,32 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 			return err
 		}
 		if tpl == nil || !tpl.GetBool("active") {
-			return badField("template", "validation_unknown_template", fmt.Sprintf("template %q does not exist or is not active", code))
+			return compose.BadField("template", "validation_unknown_template", fmt.Sprintf("template %q does not exist or is not active", code))
 		}
 		if tc := tpl.GetString("channel"); tc != "any" && tc != channel {
-			return badField("template", "validation_template_channel", fmt.Sprintf("template %q is for the %s channel", code, tc))
+			return compose.BadField("template", "validation_template_channel", fmt.Sprintf("template %q is for the %s channel", code, tc))
 		}
 	} else if strings.TrimSpace(r.GetString("body")) == "" {
-		return badField("body", "validation_required", "either body or template is required")
+		return compose.BadField("body", "validation_required", "either body or template is required")
 	}
 	list, _ := r.Get(streamedListKey).(*recipientParts) // read as the request arrived
 	if list == nil {
 		parsed, err := parseRecipients(r.Get("recipients"))
 		if err != nil {
-			return badField("recipients", "validation_invalid_recipients", err.Error())
+			return compose.BadField("recipients", "validation_invalid_recipients", err.Error())
 		}
 		if list, err = partsOf(parsed); err != nil {
 			return err
 		}
 	}
 	if list.err != nil {
-		return badField("recipients", "validation_invalid_recipients", list.err.Error())
+		return compose.BadField("recipients", "validation_invalid_recipients", list.err.Error())
 	}
 	if list.count == 0 {
-		return badField("recipients", "validation_required", "recipients must list at least one phone number")
+		return compose.BadField("recipients", "validation_required", "recipients must list at least one phone number")
 	}
 	if list.count > maxRecipients {
-		return badField("recipients", "validation_too_many_recipients", fmt.Sprintf("a campaign takes at most %d recipients; this one has %d", maxRecipients, list.count))
+		return compose.BadField("recipients", "validation_too_many_recipients", fmt.Sprintf("a campaign takes at most %d recipients; this one has %d", maxRecipients, list.count))
 	}
 
 	for _, f := range []string{"queued", "sent", "delivered", "failed", "skipped", "cursor"} {
@@ -151,7 +152,7 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 	switch st := r.GetString("status"); {
 	case st == campaignDraft:
 	case st != "" && st != campaignRunning:
-		return badField("status", "validation_invalid_status", "a new campaign is draft or running")
+		return compose.BadField("status", "validation_invalid_status", "a new campaign is draft or running")
 	case isFuture(r.GetDateTime("send_at")):
 		store.SetCampaignStatus(r, campaignScheduled)
 	default:
@@ -190,7 +191,7 @@ func (s *Service) onCampaignUpdateRequest(e *core.RecordRequestEvent) error {
 		ok := (before == campaignDraft && after == campaignRunning) ||
 			(after == campaignCanceled && (before == campaignDraft || before == campaignScheduled || before == campaignRunning))
 		if !ok {
-			return badField("status", "validation_invalid_transition", fmt.Sprintf("a %s campaign cannot become %s", before, after))
+			return compose.BadField("status", "validation_invalid_transition", fmt.Sprintf("a %s campaign cannot become %s", before, after))
 		}
 	}
 	return e.Next()
@@ -202,7 +203,7 @@ func (s *Service) onCampaignUpdate(e *core.RecordEvent) error {
 	if raw, ok := r.Get("recipients").(types.JSONRaw); ok && len(raw) > 0 && string(raw) != "null" {
 		// The list lives in campaign_recipients from the create on (superusers reach here
 		// through the admin UI; clinic users are stopped by the update rule).
-		return badField("recipients", "validation_read_only", "recipients cannot change after a campaign is created; create a new campaign")
+		return compose.BadField("recipients", "validation_read_only", "recipients cannot change after a campaign is created; create a new campaign")
 	}
 	before, after := r.Original().GetString("status"), r.GetString("status")
 	if before == campaignDraft && after == campaignRunning {

@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/store"
 
 	"github.com/pocketbase/dbx"
@@ -22,7 +23,7 @@ func (s *Service) onClinicDelete(e *core.RecordEvent) error {
 		return fmt.Errorf("failed to count the clinic's unsent messages: %w", err)
 	}
 	if n > 0 {
-		return badField("clinic", "validation_clinic_has_unsent_messages",
+		return compose.BadField("clinic", "validation_clinic_has_unsent_messages",
 			fmt.Sprintf("the clinic has %d messages not yet sent; cancel them or let them finish before deleting the clinic", n))
 	}
 	if err := e.Next(); err != nil {

@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/store"
 
 	"github.com/pocketbase/dbx"
@@ -54,7 +55,7 @@ func (s *Service) skipRefusedWaiting(tx core.App, pref *core.Record) error {
 		if err != nil {
 			return err
 		}
-		if reason := consentReason(prefs, ch, m.GetString("category")); reason != "" {
+		if reason := compose.ConsentReason(prefs, ch, m.GetString("category")); reason != "" {
 			if err := s.Dispatcher.Skip(tx, m, reason, "preferences_changed"); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/dispatch"
 	"clinicmsg/providers"
 
@@ -49,7 +50,7 @@ func (s *Service) consentAtSend(recs []*core.Record) (map[string]string, error) 
 	for _, r := range recs {
 		ch := r.GetString("channel")
 		prefs, _ := seen.preferences(r.GetString("clinic"), r.GetString("patient_id"), ch, r.GetString("to"))
-		if reason := consentReason(prefs, ch, r.GetString("category")); reason != "" {
+		if reason := compose.ConsentReason(prefs, ch, r.GetString("category")); reason != "" {
 			refused[r.Id] = reason
 		}
 	}
@@ -103,8 +104,8 @@ func contentVariables(body string, rec *core.Record) map[string]string {
 		_ = json.Unmarshal(raw, &vars) // checked when the message was created
 	}
 	out := map[string]string{}
-	for i, name := range placeholders(body) {
-		out[fmt.Sprint(i+1)] = stringify(vars[name])
+	for i, name := range compose.Placeholders(body) {
+		out[fmt.Sprint(i+1)] = compose.Stringify(vars[name])
 	}
 	return out
 }

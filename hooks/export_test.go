@@ -10,7 +10,6 @@ import (
 )
 
 // Internals the external tests reach.
-var QuietEnd = quietEnd
 
 // NewDispatcherForBench replaces a stopped dispatcher with a fresh one, so a benchmark can
 // seed the queue first and time only the sending.

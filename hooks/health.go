@@ -234,7 +234,7 @@ func (h *healthChecker) clinicChannels(ctx context.Context, clinic string, ttl t
 
 func (h *healthChecker) channelsWith(ctx context.Context, ttl time.Duration, rates map[string]rateSample) map[string]ChannelHealth {
 	out := map[string]ChannelHealth{}
-	for _, channel := range channels {
+	for _, channel := range store.Channels {
 		rt, ok := h.s.Router.Route(channel)
 		if !ok {
 			out[channel] = ChannelHealth{Status: healthDown, CheckedAt: time.Now().UTC(), Detail: "no provider is configured for this channel"}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
@@ -38,10 +39,10 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 	if !e.HasSuperuserAuth() {
 		own := e.Auth.GetString("clinic")
 		if own == "" {
-			return fieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
+			return compose.FieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
 		}
 		if clinicID != "" && clinicID != own {
-			return fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+			return compose.FieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
 		}
 		clinicID = own
 	}
@@ -49,7 +50,7 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	if err := checkChannel(req.Channel); err != nil {
+	if err := s.rules.CheckChannel(req.Channel); err != nil {
 		return err
 	}
 	col, err := e.App.FindCachedCollectionByNameOrId("messages")
@@ -71,14 +72,14 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 	}
 	if req.To != "" {
 		rec.Set("to", req.To)
-		if err := s.normalizeRecipient(rec, clinic); err != nil {
+		if err := s.rules.NormalizeRecipient(rec, clinic); err != nil {
 			return err
 		}
 	}
 	if l := req.Language; l != "" && l != "en" && l != "ar" {
-		return badField("language", "validation_invalid_language", "language must be en or ar")
+		return compose.BadField("language", "validation_invalid_language", "language must be en or ar")
 	}
-	if err := s.renderContent(e.App, rec, clinic, nil); err != nil {
+	if err := compose.RenderContent(rec, clinic, nil, createLookups{s: s, app: e.App}); err != nil {
 		return err
 	}
 	body := rec.GetString("body")
@@ -86,7 +87,7 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 		"body": body, "subject": rec.GetString("subject"), "language": rec.GetString("language"),
 		"to": rec.GetString("to"), "characters": utf8.RuneCountInString(body),
 	}
-	if err := checkBody(rec); err != nil {
+	if err := compose.CheckBody(rec); err != nil {
 		out["error"] = err.(*router.ApiError).Message
 	}
 	segments := 1
@@ -100,7 +101,7 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 	out["segments"] = segments
 	count := 1
 	if len(req.Recipients) > maxRecipients {
-		return badField("recipients", "validation_too_many", fmt.Sprintf("preview at most %d recipients, as a campaign takes; this has %d", maxRecipients, len(req.Recipients)))
+		return compose.BadField("recipients", "validation_too_many", fmt.Sprintf("preview at most %d recipients, as a campaign takes; this has %d", maxRecipients, len(req.Recipients)))
 	}
 	if req.Recipients != nil {
 		valid, invalid := s.checkRecipients(clinic, req.Channel, req.Recipients)
@@ -132,12 +133,12 @@ func (s *Service) checkRecipients(clinic *core.Record, channel string, list []an
 	for i, r := range recs {
 		var err error
 		if channel == providers.ChannelEmail {
-			_, err = normalizeEmail(r.To)
+			_, err = compose.NormalizeEmail(r.To)
 		} else {
-			_, err = normalizePhone(r.To, s.regionOf(clinic))
+			_, err = compose.NormalizePhone(r.To, s.rules.Region(clinic))
 		}
 		switch {
-		case errors.Is(err, errNotMobile):
+		case errors.Is(err, compose.ErrNotMobile):
 			invalid = append(invalid, invalidRecipient{i, r.To, "not a mobile number"})
 		case err != nil:
 			invalid = append(invalid, invalidRecipient{i, r.To, "not a valid " + map[bool]string{true: "email address", false: "phone number"}[channel == providers.ChannelEmail]})

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"time"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
@@ -29,6 +30,7 @@ type Service struct {
 	opsState      *opsState
 	writer        *store.Writer
 	store         *store.Store
+	rules         *compose.Rules
 	clinicCache   *clinicCache
 	templateCache *templateCache
 
@@ -50,6 +52,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	}
 	s.writer = store.NewWriter(app, 256, 2*time.Millisecond)
 	s.store = store.New(app)
+	s.rules = &compose.Rules{Channels: store.Channels, Categories: store.Categories, DefaultRegion: cfg.DefaultRegion}
 	s.clinicCache = newClinicCache(5 * time.Second)
 	s.templateCache = newTemplateCache(5 * time.Second)
 	s.Dispatcher = s.newDispatcher()

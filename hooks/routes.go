@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
@@ -69,11 +70,11 @@ func (s *Service) handleRetry(e *core.RequestEvent) error {
 			return err
 		}
 		if st := rec.GetString("status"); st != providers.StatusFailed {
-			apiErr = badField("status", "validation_not_failed", fmt.Sprintf("only failed messages can be retried; this one is %s", st))
+			apiErr = compose.BadField("status", "validation_not_failed", fmt.Sprintf("only failed messages can be retried; this one is %s", st))
 			return nil
 		}
 		if n := rec.GetInt("attempts"); n >= s.cfg.MaxAttempts {
-			apiErr = badField("attempts", "validation_attempts_exhausted", fmt.Sprintf("the message has used %d of %d attempts", n, s.cfg.MaxAttempts))
+			apiErr = compose.BadField("attempts", "validation_attempts_exhausted", fmt.Sprintf("the message has used %d of %d attempts", n, s.cfg.MaxAttempts))
 			return nil
 		}
 		return s.Dispatcher.Requeue(tx, rec, store.Entry{Detail: map[string]any{"user": e.Auth.Id}, IP: e.RealIP(), UserAgent: e.Request.UserAgent()})
@@ -98,12 +99,12 @@ func (s *Service) handleRefresh(e *core.RequestEvent) error {
 	}
 	pid, name := rec.GetString("provider_message_id"), rec.GetString("provider")
 	if pid == "" {
-		return badField("provider_message_id", "validation_not_sent", "the message has not reached a provider yet, so there is no status to ask for")
+		return compose.BadField("provider_message_id", "validation_not_sent", "the message has not reached a provider yet, so there is no status to ask for")
 	}
 	p, ok := s.Router.Provider(name)
 	fetcher, canFetch := p.(providers.StatusFetcher)
 	if !ok || !canFetch {
-		return badField("provider", "validation_cannot_refresh", fmt.Sprintf("provider %q cannot report a message's status", name))
+		return compose.BadField("provider", "validation_cannot_refresh", fmt.Sprintf("provider %q cannot report a message's status", name))
 	}
 	ctx, cancel := context.WithTimeout(e.Request.Context(), s.cfg.SendTimeout)
 	defer cancel()

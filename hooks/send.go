@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/pocketbase/apis"
@@ -118,10 +119,10 @@ func (s *Service) send(e *core.RequestEvent, raw []byte) error {
 		return e.BadRequestError("The request body is not a JSON object or array.", nil)
 	}
 	if len(items) == 0 {
-		return badField("messages", "validation_required", "send at least one message")
+		return compose.BadField("messages", "validation_required", "send at least one message")
 	}
 	if len(items) > maxSendBatch {
-		return badField("messages", "validation_too_many", fmt.Sprintf("send at most %d messages per request; this one has %d", maxSendBatch, len(items)))
+		return compose.BadField("messages", "validation_too_many", fmt.Sprintf("send at most %d messages per request; this one has %d", maxSendBatch, len(items)))
 	}
 
 	col, err := e.App.FindCachedCollectionByNameOrId("messages")
@@ -202,19 +203,19 @@ func (s *Service) sendRecord(e *core.RequestEvent, col *core.Collection, item ma
 	if !superuser {
 		own := e.Auth.GetString("clinic")
 		if own == "" {
-			return nil, fieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
+			return nil, compose.FieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
 		}
 		if c, _ := item["clinic"].(string); c != "" && c != own {
-			return nil, fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+			return nil, compose.FieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
 		}
 		item["clinic"] = own
 	}
-	if err := checkReadable(item); err != nil {
+	if err := s.rules.CheckReadable(item); err != nil {
 		return nil, err
 	}
 	for _, f := range readOnlyFields["messages"] {
 		if _, ok := item[f]; ok {
-			return nil, badField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
+			return nil, compose.BadField(f, "validation_read_only", fmt.Sprintf("%s is set by clinicmsg and cannot be written", f))
 		}
 	}
 	rec := core.NewRecord(col)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"clinicmsg/internal/compose"
 	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
@@ -249,7 +250,7 @@ func summarize(c clinicInfo, tz string, dayList []statsDay, counts []countRow, l
 		ByChannel: map[string]int{}, ByStatus: map[string]int{}, ByProvider: map[string]*ProviderStats{},
 		Cost: map[string]map[string]float64{}, TopErrors: []ErrorCount{}, GeneratedAt: now.UTC(),
 	}
-	for _, ch := range channels {
+	for _, ch := range store.Channels {
 		st.ByChannel[ch] = 0
 	}
 	for _, status := range statuses {
@@ -395,7 +396,7 @@ func (s *Service) handleStats(e *core.RequestEvent) error {
 	if q.Has("days") {
 		n, err := strconv.Atoi(q.Get("days"))
 		if err != nil || n < 1 || n > statsMaxDays || !isDigits(q.Get("days")) {
-			return badField("days", "validation_invalid_days", fmt.Sprintf("days must be a whole number from 1 to %d", statsMaxDays))
+			return compose.BadField("days", "validation_invalid_days", fmt.Sprintf("days must be a whole number from 1 to %d", statsMaxDays))
 		}
 		days = n
 	}
@@ -403,19 +404,19 @@ func (s *Service) handleStats(e *core.RequestEvent) error {
 	switch {
 	case e.HasSuperuserAuth():
 		if clinicID == "" {
-			return badField("clinic", "validation_required", "clinic is required: a superuser belongs to no clinic")
+			return compose.BadField("clinic", "validation_required", "clinic is required: a superuser belongs to no clinic")
 		}
 	case e.Auth.Collection().Name != "users" || e.Auth.GetString("clinic") == "":
-		return fieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
+		return compose.FieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")
 	case clinicID != "" && clinicID != e.Auth.GetString("clinic"):
-		return fieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
+		return compose.FieldError(http.StatusForbidden, "clinic", "validation_other_clinic", "clinic must be your own clinic")
 	default:
 		clinicID = e.Auth.GetString("clinic")
 	}
 	var c clinicInfo
 	err := e.App.DB().NewQuery("SELECT id, timezone, retention_days FROM clinics WHERE id = {:id}").Bind(dbx.Params{"id": clinicID}).One(&c)
 	if errors.Is(err, sql.ErrNoRows) {
-		return badField("clinic", "validation_invalid_clinic", "no clinic has this id")
+		return compose.BadField("clinic", "validation_invalid_clinic", "no clinic has this id")
 	}
 	if err != nil {
 		return e.InternalServerError("Failed to load the clinic.", err)

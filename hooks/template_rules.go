@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"clinicmsg/internal/compose"
 	"fmt"
 	"unicode/utf8"
 
@@ -11,13 +12,13 @@ import (
 // never be sent, and rendering it would only cost memory.
 func (s *Service) onTemplateSave(e *core.RecordEvent) error {
 	for _, f := range []string{"body_en", "body_ar"} {
-		if n := utf8.RuneCountInString(e.Record.GetString(f)); n > maxTemplateBody {
-			return badField(f, "validation_template_too_long", fmt.Sprintf("%s has %d characters; the limit is %d", f, n, maxTemplateBody))
+		if n := utf8.RuneCountInString(e.Record.GetString(f)); n > compose.MaxTemplateBody {
+			return compose.BadField(f, "validation_template_too_long", fmt.Sprintf("%s has %d characters; the limit is %d", f, n, compose.MaxTemplateBody))
 		}
 	}
 	for _, f := range []string{"subject_en", "subject_ar"} {
-		if n := utf8.RuneCountInString(e.Record.GetString(f)); n > maxSubject {
-			return badField(f, "validation_template_too_long", fmt.Sprintf("%s has %d characters; the limit is %d", f, n, maxSubject))
+		if n := utf8.RuneCountInString(e.Record.GetString(f)); n > compose.MaxSubject {
+			return compose.BadField(f, "validation_template_too_long", fmt.Sprintf("%s has %d characters; the limit is %d", f, n, compose.MaxSubject))
 		}
 	}
 	return e.Next()

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" CLINICMSG_RECORD_FIGURES=1
 fuzztime="${1:-20s}"
 targets=(
-	hooks:FuzzNormalizePhone hooks:FuzzRender hooks:FuzzParseRecipients
+	internal/compose:FuzzNormalizePhone internal/compose:FuzzRender hooks:FuzzParseRecipients
 	providers:FuzzSegments providers:FuzzTwilioStatusWebhook providers:FuzzTwilioInboundWebhook providers:FuzzUnifonicDLRWebhook
 	intents:FuzzNormalize
 )

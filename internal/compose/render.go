@@ -1,4 +1,4 @@
-package hooks
+package compose
 
 import (
 	"encoding/json"
@@ -13,12 +13,12 @@ import (
 
 var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}`)
 
-// missingVariableError names every {{variable}} a template needs and the context lacks.
-type missingVariableError struct{ names []string }
+// MissingVariableError names every {{variable}} a template needs and the context lacks.
+type MissingVariableError struct{ Names []string }
 
-func (e *missingVariableError) Error() string {
-	quoted := make([]string, len(e.names))
-	for i, n := range e.names {
+func (e *MissingVariableError) Error() string {
+	quoted := make([]string, len(e.Names))
+	for i, n := range e.Names {
 		quoted[i] = strconv.Quote(n)
 	}
 	if len(quoted) == 1 {
@@ -27,14 +27,14 @@ func (e *missingVariableError) Error() string {
 	return "missing variables " + strings.Join(quoted, ", ")
 }
 
-// errRenderTooLong says a rendered text passed its limit; rendering stopped there.
-var errRenderTooLong = errors.New("the rendered text is too long")
+// ErrRenderTooLong says a rendered text passed its limit; rendering stopped there.
+var ErrRenderTooLong = errors.New("the rendered text is too long")
 
-// render fills {{name}} placeholders from vars. A missing variable is an error, never an
+// Render fills {{name}} placeholders from vars. A missing variable is an error, never an
 // empty hole in a patient's message. It stops as soon as the text passes limit characters,
 // so a template of many placeholders filled with a large value costs no more than the
 // limit: the work per request is bounded by the channel's limit, not by the input.
-func render(text string, vars map[string]any, limit int) (string, error) {
+func Render(text string, vars map[string]any, limit int) (string, error) {
 	var sb strings.Builder
 	var missing []string
 	n := 0 // characters written
@@ -49,7 +49,7 @@ func render(text string, vars map[string]any, limit int) (string, error) {
 	last := 0
 	for _, loc := range placeholder.FindAllStringSubmatchIndex(text, -1) {
 		if !add(text[last:loc[0]]) {
-			return "", errRenderTooLong
+			return "", ErrRenderTooLong
 		}
 		last = loc[1]
 		name := text[loc[2]:loc[3]]
@@ -60,20 +60,20 @@ func render(text string, vars map[string]any, limit int) (string, error) {
 			}
 			continue
 		}
-		if !add(stringify(v)) {
-			return "", errRenderTooLong
+		if !add(Stringify(v)) {
+			return "", ErrRenderTooLong
 		}
 	}
 	if !add(text[last:]) {
-		return "", errRenderTooLong
+		return "", ErrRenderTooLong
 	}
 	if len(missing) > 0 {
-		return "", &missingVariableError{names: missing}
+		return "", &MissingVariableError{Names: missing}
 	}
 	return sb.String(), nil
 }
 
-func stringify(v any) string {
+func Stringify(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
@@ -92,8 +92,8 @@ func stringify(v any) string {
 	}
 }
 
-// placeholders lists the variables text uses, in order of first use.
-func placeholders(text string) []string {
+// Placeholders lists the variables text uses, in order of first use.
+func Placeholders(text string) []string {
 	var names []string
 	seen := map[string]bool{}
 	for _, m := range placeholder.FindAllStringSubmatch(text, -1) {

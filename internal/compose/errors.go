@@ -1,4 +1,4 @@
-package hooks
+package compose
 
 import (
 	"net/http"
@@ -7,12 +7,12 @@ import (
 	"github.com/pocketbase/pocketbase/tools/router"
 )
 
-// fieldError is an API error in PocketBase's shape whose data names the offending field:
+// FieldError is an API error in PocketBase's shape whose data names the offending field:
 // {"status":400,"message":"…","data":{"to":{"code":"…","message":"…"}}}.
-func fieldError(status int, field, code, message string) *router.ApiError {
+func FieldError(status int, field, code, message string) *router.ApiError {
 	return router.NewApiError(status, message, validation.Errors{field: validation.NewError(code, message)})
 }
 
-func badField(field, code, message string) *router.ApiError {
-	return fieldError(http.StatusBadRequest, field, code, message)
+func BadField(field, code, message string) *router.ApiError {
+	return FieldError(http.StatusBadRequest, field, code, message)
 }

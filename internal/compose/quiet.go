@@ -1,9 +1,10 @@
-package hooks
+package compose
 
 import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 	_ "time/tzdata" // clinics' time zones must load on a VM without a zoneinfo package
 
@@ -15,11 +16,11 @@ import (
 // its own; results, confirmations and cancellations go at once.
 var defaultQuietCategories = []string{"marketing", "general", "reminder"}
 
-// quietEnd returns when the clinic's quiet window that contains t ends, or the zero time
+// QuietEnd returns when the clinic's quiet window that contains t ends, or the zero time
 // if t is outside it (or the clinic has none). start and end are "HH:MM" in loc; a window
 // may cross midnight (21:00–08:00). Dates are built in loc, so daylight-saving days come out
 // right.
-func quietEnd(t time.Time, loc *time.Location, start, end string) time.Time {
+func QuietEnd(t time.Time, loc *time.Location, start, end string) time.Time {
 	sh, sm, ok1 := parseClock(start)
 	eh, em, ok2 := parseClock(end)
 	if !ok1 || !ok2 || (sh == eh && sm == em) {
@@ -66,18 +67,44 @@ func quietCategories(clinic *core.Record) []string {
 	return defaultQuietCategories
 }
 
-// holdForQuietHours moves a send time that falls in the clinic's quiet window to its end,
+// HoldForQuietHours moves a send time that falls in the clinic's quiet window to its end,
 // for the categories the clinic holds. It returns the (possibly moved) time and whether
 // it moved.
-func holdForQuietHours(clinic *core.Record, category string, at time.Time) (time.Time, bool) {
+func HoldForQuietHours(clinic *core.Record, category string, at time.Time) (time.Time, bool) {
 	if category == "" {
 		category = "general"
 	}
 	if !slices.Contains(quietCategories(clinic), category) {
 		return at, false
 	}
-	if endAt := quietEnd(at, clinicLocation(clinic), clinic.GetString("quiet_start"), clinic.GetString("quiet_end")); !endAt.IsZero() {
+	if endAt := QuietEnd(at, ClinicLocation(clinic), clinic.GetString("quiet_start"), clinic.GetString("quiet_end")); !endAt.IsZero() {
 		return endAt.UTC(), true
 	}
 	return at, false
+}
+
+// locations holds loaded time zones; only names that load are kept, so it is bounded by
+// the IANA database (about 600 names) whatever callers send.
+var locations sync.Map // IANA name -> *time.Location
+
+// LoadLocation loads an IANA time zone once.
+func LoadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
+}
+
+// ClinicLocation is the clinic's time zone, UTC when it has none that loads.
+func ClinicLocation(clinic *core.Record) *time.Location {
+	loc, err := LoadLocation(clinic.GetString("timezone"))
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }

@@ -1,4 +1,4 @@
-package hooks
+package compose
 
 import (
 	"errors"
@@ -8,12 +8,12 @@ import (
 	"github.com/nyaruka/phonenumbers"
 )
 
-var errNotMobile = errors.New("not a mobile number")
+var ErrNotMobile = errors.New("not a mobile number")
 
-// normalizePhone returns the E.164 form of a phone number written the way patients and
+// NormalizePhone returns the E.164 form of a phone number written the way patients and
 // clinic systems write them (local 05…, 00966…, spaces, Arabic-Indic digits), read in
 // region when it has no country code.
-func normalizePhone(raw, region string) (string, error) {
+func NormalizePhone(raw, region string) (string, error) {
 	s := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(raw), "whatsapp:"))
 	if s == "" {
 		return "", errors.New("empty phone number")
@@ -27,13 +27,13 @@ func normalizePhone(raw, region string) (string, error) {
 	}
 	switch phonenumbers.GetNumberType(n) {
 	case phonenumbers.FIXED_LINE, phonenumbers.TOLL_FREE, phonenumbers.SHARED_COST, phonenumbers.PREMIUM_RATE, phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL:
-		return "", errNotMobile
+		return "", ErrNotMobile
 	}
 	return phonenumbers.Format(n, phonenumbers.E164), nil
 }
 
-// normalizeEmail returns the bare address of a single recipient.
-func normalizeEmail(raw string) (string, error) {
+// NormalizeEmail returns the bare address of a single recipient.
+func NormalizeEmail(raw string) (string, error) {
 	a, err := mail.ParseAddress(strings.TrimSpace(raw))
 	if err != nil {
 		return "", err
