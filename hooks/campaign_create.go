@@ -21,10 +21,7 @@ import (
 // checking each recipient and keeping only the encoded parts that campaign_recipients
 // stores; the rest of the request goes on to PocketBase's create unchanged.
 
-const (
-	campaignCreatePath = "/api/collections/campaigns/records"
-	streamedListKey    = "clinicmsg.recipients"
-)
+const streamedListKey = "clinicmsg.recipients"
 
 // recipientParts is a campaign's recipient list as campaign_recipients stores it: JSON
 // arrays of recipientsPerPart recipients. err is the first recipient that is not one.
@@ -78,8 +75,8 @@ func partsOf(list []recipient) (*recipientParts, error) {
 // streamCampaignCreate takes the recipient list out of a signed-in caller's JSON campaign
 // create as it is read (see above). Other requests, and lists that are not a JSON array,
 // go on untouched: the create hook answers for them as before.
-func (s *Service) streamCampaignCreate(e *core.RequestEvent) error {
-	if e.Request.Method != http.MethodPost || e.Request.URL.Path != campaignCreatePath || e.Auth == nil {
+func (s *Service) streamCampaignCreate(e *core.RequestEvent, _ *core.Collection) error {
+	if e.Auth == nil {
 		return e.Next()
 	}
 	if mt, _, _ := mime.ParseMediaType(e.Request.Header.Get("Content-Type")); mt != "application/json" {

@@ -105,14 +105,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	s.bindOps()
 
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
-		se.Router.BindFunc(s.scrubRequestLog)
-		se.Router.BindFunc(s.fastCreate)
-		se.Router.BindFunc(s.streamCampaignCreate)
-		se.Router.BindFunc(s.guardClinicWrites)
 		s.registerRoutes(se)
-		s.registerWebhooks(se)
-		s.registerUI(se)
-		s.registerOpsRoutes(se)
 		s.writer.Start()
 		s.Dispatcher.Start()
 		s.Campaigns.Start()

@@ -1,33 +1,115 @@
 package hooks
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/http"
-
-	"clinicmsg/internal/compose"
-	"clinicmsg/internal/dispatch"
-	"clinicmsg/internal/store"
-	"clinicmsg/providers"
+	"slices"
+	"strings"
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/pocketbase/pocketbase/tools/router"
+
+	"clinicmsg/internal/store"
+	"clinicmsg/ui"
 )
 
+// registerRoutes is the route table: every route and middleware clinicmsg adds to
+// PocketBase's router, and the PocketBase record routes it takes over. Nothing else in the
+// project registers a route.
 func (s *Service) registerRoutes(se *core.ServeEvent) {
-	g := se.Router.Group("/api/clinicmsg")
-	msgs := g.Group("/messages")
-	msgs.Bind(apis.RequireAuth())
+	// Middleware, outermost first.
+	se.Router.BindFunc(s.scrubRequestLog) // no secret or patient data in the request log (privacy.go)
+	s.bindRecordRouteOverrides(se)        // see recordRouteOverrides below
+
+	api := se.Router.Group("/api/clinicmsg")
+	// Messages (message_*.go, send.go).
+	api.POST("/send", s.handleSend).Bind(apis.RequireAuth("users", "_superusers"))
+	api.POST("/preview", s.handlePreview).Bind(apis.RequireAuth())
+	msgs := api.Group("/messages").Bind(apis.RequireAuth())
 	msgs.POST("/{id}/retry", s.handleRetry)
 	msgs.POST("/{id}/refresh", s.handleRefresh)
-	g.POST("/preview", s.handlePreview).Bind(apis.RequireAuth())
-	g.POST("/send", s.handleSend).Bind(apis.RequireAuth("users", "_superusers"))
-	camps := g.Group("/campaigns")
-	camps.Bind(apis.RequireAuth())
-	camps.GET("/{id}/summary", s.handleCampaignSummary)
-	g.GET("/lists", handleLists)
+	api.GET("/lists", handleLists)
+	// Campaigns (campaign*.go).
+	api.GET("/campaigns/{id}/summary", s.handleCampaignSummary).Bind(apis.RequireAuth())
+	// Operations (stats.go, health.go, metrics.go).
+	api.GET("/stats", s.handleStats).Bind(apis.RequireAuth())
+	api.GET("/health", s.handleHealth)
+	se.Router.GET("/metrics", s.handleMetrics)
+	// Provider webhooks (webhooks.go, replies.go). Delivery reports come several per
+	// message; an accepted one is not worth a request-log row each (the metrics count
+	// them, and the message's audit trail records what it changed). Refused and failed
+	// ones are still logged.
+	se.Router.POST(twilioStatusPath, s.handleTwilioStatus).Bind(apis.SkipSuccessActivityLog())
+	se.Router.POST(twilioInboundPath, s.handleTwilioInbound)
+	se.Router.POST(unifonicDLRPrefix+"{secret}", s.handleUnifonicDLR).Bind(apis.SkipSuccessActivityLog())
+	// The staff dashboard (ui.go).
+	se.Router.GET("/app", redirectToApp)
+	se.Router.GET("/app/{path...}", apis.Static(ui.FS, true)).BindFunc(dashboardHeaders)
+}
+
+// recordRouteOverride is one of PocketBase's record routes that clinicmsg serves itself,
+// for some requests, before PocketBase's own handler: handle calls e.Next() for the
+// requests it leaves to PocketBase. PocketBase's record handlers are not exported, so a
+// take-over is a middleware matched here, in one place, rather than a route of its own.
+type recordRouteOverride struct {
+	method      string
+	collections []string
+	withID      bool // /records/{id} rather than /records
+	handle      func(e *core.RequestEvent, col *core.Collection) error
+}
+
+// recordRouteOverrides are the take-overs, outermost first.
+func (s *Service) recordRouteOverrides() []recordRouteOverride {
+	return []recordRouteOverride{
+		// A guest's create is a 401 saying a token is needed (the rules answer a bare 400).
+		{http.MethodPost, clinicScoped, false, refuseGuestCreate},
+		// A clinic user's create or update names the field that crosses clinics or is
+		// server-only; a clinic's senders and webhooks are a superuser's (access.go).
+		{http.MethodPost, clinicScoped, false, s.guardClinicWrites},
+		{http.MethodPatch, clinicScoped, true, s.guardClinicWrites},
+		{http.MethodPost, []string{"clinics"}, false, s.guardClinicSettings},
+		{http.MethodPatch, []string{"clinics"}, true, s.guardClinicSettings},
+		// A clinic user's JSON message create takes the send route's group commit (send.go).
+		{http.MethodPost, []string{"messages"}, false, s.fastCreate},
+		// A JSON campaign create reads its recipient list as it arrives (campaign_create.go).
+		{http.MethodPost, []string{"campaigns"}, false, s.streamCampaignCreate},
+	}
+}
+
+// bindRecordRouteOverrides binds each take-over as a middleware that acts only on its
+// method and collections' record route.
+func (s *Service) bindRecordRouteOverrides(se *core.ServeEvent) {
+	for _, o := range s.recordRouteOverrides() {
+		se.Router.BindFunc(func(e *core.RequestEvent) error {
+			name, withID, ok := recordRoute(e.Request.URL.Path)
+			if !ok || e.Request.Method != o.method || withID != o.withID {
+				return e.Next()
+			}
+			// The path may name the collection by id; PocketBase's route answers an
+			// unknown one.
+			col, err := e.App.FindCachedCollectionByNameOrId(name)
+			if err != nil || !slices.Contains(o.collections, col.Name) {
+				return e.Next()
+			}
+			return o.handle(e, col)
+		})
+	}
+}
+
+// refuseGuestCreate answers a create without a token.
+func refuseGuestCreate(e *core.RequestEvent, _ *core.Collection) error {
+	if e.Auth == nil {
+		return e.UnauthorizedError("The request requires a clinic user's or an app's token in the Authorization header.", nil)
+	}
+	return e.Next()
+}
+
+// recordRoute reads /api/collections/{collection}/records[/{id}].
+func recordRoute(path string) (collection string, withID bool, ok bool) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) < 4 || len(parts) > 5 || parts[0] != "api" || parts[1] != "collections" || parts[3] != "records" {
+		return "", false, false
+	}
+	return parts[2], len(parts) == 5, true
 }
 
 // handleLists answers the shared lists (statuses, channels, categories), so that the
@@ -37,86 +119,4 @@ func handleLists(e *core.RequestEvent) error {
 		"statuses": store.Statuses, "terminal": store.Terminal, "channels": store.Channels,
 		"categories": store.Categories, "campaign_statuses": store.CampaignStatuses,
 	})
-}
-
-// messageForCaller loads a message the caller may act on; another clinic's message is
-// answered exactly like a missing one.
-func (s *Service) messageForCaller(e *core.RequestEvent) (*core.Record, error) {
-	id := e.Request.PathValue("id")
-	rec, err := e.App.FindRecordById("messages", id)
-	if err != nil {
-		return nil, e.NotFoundError("Message not found.", nil)
-	}
-	if e.HasSuperuserAuth() {
-		return rec, nil
-	}
-	if e.Auth.Collection().Name != "users" || e.Auth.GetString("clinic") == "" || e.Auth.GetString("clinic") != rec.GetString("clinic") {
-		return nil, e.NotFoundError("Message not found.", nil)
-	}
-	return rec, nil
-}
-
-// handleRetry queues a failed message again (the original spec's retry_failed_message),
-// while attempts remain.
-func (s *Service) handleRetry(e *core.RequestEvent) error {
-	rec, err := s.messageForCaller(e)
-	if err != nil {
-		return err
-	}
-	var apiErr *router.ApiError
-	err = e.App.RunInTransaction(func(tx core.App) error {
-		rec, err := tx.FindRecordById("messages", rec.Id)
-		if err != nil {
-			return err
-		}
-		if st := rec.GetString("status"); st != providers.StatusFailed {
-			apiErr = compose.BadField("status", "validation_not_failed", fmt.Sprintf("only failed messages can be retried; this one is %s", st))
-			return nil
-		}
-		if n := rec.GetInt("attempts"); n >= s.cfg.MaxAttempts {
-			apiErr = compose.BadField("attempts", "validation_attempts_exhausted", fmt.Sprintf("the message has used %d of %d attempts", n, s.cfg.MaxAttempts))
-			return nil
-		}
-		return s.Dispatcher.Requeue(tx, rec, store.Entry{Detail: map[string]any{"user": e.Auth.Id}, IP: e.RealIP(), UserAgent: e.Request.UserAgent()})
-	})
-	if apiErr != nil {
-		return apiErr
-	}
-	if err != nil {
-		return e.InternalServerError("Failed to queue the retry.", err)
-	}
-	s.Dispatcher.Wake()
-	rec, _ = e.App.FindRecordById("messages", rec.Id)
-	return e.JSON(http.StatusOK, rec)
-}
-
-// handleRefresh asks the provider for the message's current status now (the original
-// spec's update_message_status) and applies it.
-func (s *Service) handleRefresh(e *core.RequestEvent) error {
-	rec, err := s.messageForCaller(e)
-	if err != nil {
-		return err
-	}
-	pid, name := rec.GetString("provider_message_id"), rec.GetString("provider")
-	if pid == "" {
-		return compose.BadField("provider_message_id", "validation_not_sent", "the message has not reached a provider yet, so there is no status to ask for")
-	}
-	p, ok := s.Router.Provider(name)
-	fetcher, canFetch := p.(providers.StatusFetcher)
-	if !ok || !canFetch {
-		return compose.BadField("provider", "validation_cannot_refresh", fmt.Sprintf("provider %q cannot report a message's status", name))
-	}
-	ctx, cancel := context.WithTimeout(e.Request.Context(), s.cfg.SendTimeout)
-	defer cancel()
-	u, err := fetcher.FetchStatus(ctx, pid)
-	if err != nil {
-		return router.NewApiError(http.StatusBadGateway, fmt.Sprintf("The provider %s did not answer: %s", name, providers.ClassOf(err)), nil)
-	}
-	u.MessageID = rec.Id
-	changed, err := s.ApplyStatus(*u, name, "refresh")
-	if err != nil && !errors.Is(err, dispatch.ErrMessageNotFound) {
-		return e.InternalServerError("Failed to apply the provider's status.", err)
-	}
-	rec, _ = e.App.FindRecordById("messages", rec.Id)
-	return e.JSON(http.StatusOK, map[string]any{"success": true, "status": rec.GetString("status"), "updated": changed, "message": rec})
 }

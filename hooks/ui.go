@@ -3,9 +3,6 @@ package hooks
 import (
 	"net/http"
 
-	"clinicmsg/ui"
-
-	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 )
 
@@ -14,19 +11,19 @@ import (
 const dashboardCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
 	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 
-// registerUI serves the staff dashboard (ui/, embedded) at /app/. Unknown paths fall back
-// to index.html; the app routes by the URL fragment.
-func (s *Service) registerUI(se *core.ServeEvent) {
-	se.Router.GET("/app", func(e *core.RequestEvent) error {
-		return e.Redirect(http.StatusMovedPermanently, "/app/")
-	})
-	se.Router.GET("/app/{path...}", apis.Static(ui.FS, true)).BindFunc(func(e *core.RequestEvent) error {
-		h := e.Response.Header()
-		// Revalidate on every load, so that an upgraded binary's files are picked up at once.
-		h.Set("Cache-Control", "no-cache")
-		h.Set("Content-Security-Policy", dashboardCSP)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		return e.Next()
-	})
+// redirectToApp sends /app to /app/, where the dashboard's relative links resolve.
+func redirectToApp(e *core.RequestEvent) error {
+	return e.Redirect(http.StatusMovedPermanently, "/app/")
+}
+
+// dashboardHeaders are the staff dashboard's (ui/, embedded, at /app/) security and cache
+// headers. Unknown paths fall back to index.html; the app routes by the URL fragment.
+func dashboardHeaders(e *core.RequestEvent) error {
+	h := e.Response.Header()
+	// Revalidate on every load, so that an upgraded binary's files are picked up at once.
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", dashboardCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	return e.Next()
 }

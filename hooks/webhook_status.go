@@ -9,7 +9,6 @@ import (
 	"clinicmsg/internal/dispatch"
 	"clinicmsg/providers"
 
-	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 )
 
@@ -17,15 +16,6 @@ const (
 	twilioStatusPath  = "/api/clinicmsg/webhooks/twilio/status"
 	unifonicDLRPrefix = "/api/clinicmsg/webhooks/unifonic/"
 )
-
-func (s *Service) registerWebhooks(se *core.ServeEvent) {
-	// Delivery reports come several per message; an accepted one is not worth a request-log
-	// row each (the metrics count them, and the message's audit trail records what it
-	// changed). Refused and failed ones are still logged.
-	se.Router.POST(twilioStatusPath, s.handleTwilioStatus).Bind(apis.SkipSuccessActivityLog())
-	se.Router.POST(twilioInboundPath, s.handleTwilioInbound)
-	se.Router.POST(unifonicDLRPrefix+"{secret}", s.handleUnifonicDLR).Bind(apis.SkipSuccessActivityLog())
-}
 
 // handleTwilioStatus takes Twilio's signed status callbacks. A missing or wrong signature
 // is a 403 and changes nothing; the answer comes after the change is committed, so a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
 )
@@ -64,12 +63,4 @@ func (s *Service) bindOps() {
 		},
 		Priority: -101,
 	})
-}
-
-// registerOpsRoutes adds the operations routes when the app serves.
-func (s *Service) registerOpsRoutes(se *core.ServeEvent) {
-	g := se.Router.Group("/api/clinicmsg")
-	g.GET("/stats", s.handleStats).Bind(apis.RequireAuth())
-	g.GET("/health", s.handleHealth)
-	se.Router.GET("/metrics", s.handleMetrics)
 }
