@@ -46,7 +46,9 @@ var docAnswers = []struct {
 //	<!-- docs-test: skip (why) -->                   the block is not run
 //	<!-- docs-test: expect status=queued total=3 -->  fields of the block's last answer
 //	<!-- docs-test: expect status=done within 20s --> the same, asked again until it holds (GET only)
+//	<!-- docs-test: expect 400 -->                    the block's last request is answered 400, not 2xx
 //	<!-- docs-test: POST /api/... with $TOKEN -->     a ```json block is that request's body
+//	<!-- docs-test: answer -->                        a ```json block is (part of) the last answer
 var docDirectiveRe = regexp.MustCompile(`^\s*<!--\s*docs-test:\s*(.*?)\s*-->\s*$`)
 
 var (
@@ -79,7 +81,9 @@ type docPlan struct {
 	skip   string // why the block is not run ("" runs it)
 	steps  []docStep
 	expect map[string]string // field → value ("" for any non-empty value)
+	status int               // the last request's HTTP status (0: any 2xx)
 	within time.Duration
+	answer any // a shown answer: the last answer must contain it
 }
 
 // parseDocBlocks returns the fenced code blocks of a Markdown document in order, with the
@@ -192,7 +196,7 @@ func planDocBlock(b docBlock) (docPlan, error) {
 	for _, d := range b.directives {
 		switch {
 		case d == "skip" || strings.HasPrefix(d, "skip "):
-			p.skip = strings.TrimSpace(strings.TrimPrefix(d, "skip"))
+			p.skip = strings.Trim(strings.TrimPrefix(d, "skip"), " ()")
 			if p.skip == "" {
 				p.skip = "marked skip"
 			}
@@ -211,11 +215,22 @@ func planDocBlock(b docBlock) (docPlan, error) {
 					k++
 					continue
 				}
+				if code, err := strconv.Atoi(f[k]); err == nil && code >= 100 && code <= 599 {
+					p.status = code
+					continue
+				}
 				field, value, _ := strings.Cut(f[k], "=")
 				p.expect[field] = value
 			}
 		case docRequestRe.MatchString(d):
 			request = docRequestRe.FindStringSubmatch(d)
+		case d == "answer":
+			if b.lang != "json" {
+				return p, fmt.Errorf("%s: an answer directive belongs before a ```json block", b.where())
+			}
+			if err := json.Unmarshal([]byte(b.text), &p.answer); err != nil {
+				return p, fmt.Errorf("%s: the answer is not valid JSON: %w", b.where(), err)
+			}
 		default:
 			return p, fmt.Errorf("%s: unknown docs-test directive %q", b.where(), d)
 		}
@@ -253,8 +268,11 @@ func planDocBlock(b docBlock) (docPlan, error) {
 			return p, fmt.Errorf("%s: a shell block without a command", b.where())
 		}
 	case "json":
+		if request != nil && p.answer != nil {
+			return p, fmt.Errorf("%s: a ```json block is a request or an answer, not both", b.where())
+		}
 		if request == nil {
-			// An answer or a payload the appliance sends, not a request.
+			// An answer (checked when marked so) or a payload the appliance sends.
 			if p.expect != nil {
 				return p, fmt.Errorf("%s: expect on a ```json block that is not a request", b.where())
 			}
@@ -274,8 +292,13 @@ func planDocBlock(b docBlock) (docPlan, error) {
 			return p, fmt.Errorf("%s: docs-test directives on a ```%s block, which the test does not run", b.where(), b.lang)
 		}
 	}
-	if p.within > 0 && (len(p.steps) == 0 || p.steps[len(p.steps)-1].kind != "curl") {
-		return p, fmt.Errorf("%s: expect ... within asks a request again, but the block does not end with one", b.where())
+	if p.expect != nil || p.status != 0 {
+		if len(p.steps) == 0 || p.steps[len(p.steps)-1].kind != "curl" {
+			return p, fmt.Errorf("%s: expect is about the block's last answer, but the block does not end with a request", b.where())
+		}
+		if last := p.steps[len(p.steps)-1].text; p.within > 0 && (strings.Contains(last, " -d ") || strings.Contains(last, " -X ")) {
+			return p, fmt.Errorf("%s: expect ... within asks the last request again, which must be a GET", b.where())
+		}
 	}
 	return p, nil
 }
@@ -347,7 +370,7 @@ func (r *docRun) bash(script string) (stdout []byte, err error) {
 
 // step runs one documented command and returns its answer (nil for a command that is not
 // a request).
-func (r *docRun) step(where string, s docStep) *docAnswer {
+func (r *docRun) step(where string, s docStep, status int) *docAnswer {
 	r.t.Helper()
 	cmd := r.fill(where, s.text)
 	switch s.kind {
@@ -391,7 +414,7 @@ func (r *docRun) step(where string, s docStep) *docAnswer {
 	if u, err := url.Parse(f[2]); err == nil {
 		a.path = u.Path
 	}
-	if a.status < 200 || a.status > 299 {
+	if status == 0 && (a.status < 200 || a.status > 299) || status != 0 && a.status != status {
 		r.t.Fatalf("%s: %s %s answered %d: %s", where, a.method, a.path, a.status, a.body)
 	}
 	if len(bytes.TrimSpace(a.body)) > 0 {
@@ -424,8 +447,39 @@ func docValue(v any) string {
 	return string(raw)
 }
 
+// docContains reports whether got holds everything in want: the same values, with objects
+// compared on want's keys only.
+func docContains(got, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range w {
+			if !docContains(g[k], v) {
+				return false
+			}
+		}
+		return true
+	default:
+		return docValue(got) == docValue(want)
+	}
+}
+
+// bodyOf is an answer's body for a failure message.
+func bodyOf(a *docAnswer) string {
+	if a == nil {
+		return "(no answer yet)"
+	}
+	return string(a.body)
+}
+
 // mismatch says which expected field the answer lacks ("" when it has them all).
 func (p docPlan) mismatch(a *docAnswer) string {
+	if len(p.expect) == 0 {
+		return ""
+	}
 	if a == nil || a.fields == nil {
 		return "the answer is not a JSON object"
 	}
@@ -474,40 +528,45 @@ func TestDocs(t *testing.T) {
 	r := &docRun{t: t, base: a.base, bin: buildBinary(t), dataDir: dataDir, work: t.TempDir(),
 		values: map[string]string{}, vars: map[string]string{}}
 	var ran, skipped int
+	var last *docAnswer // the latest answer received
 	for _, p := range plans {
 		where := p.block.where()
-		if p.skip != "" {
+		switch {
+		case p.skip != "":
 			t.Logf("%s: skipped: %s", where, p.skip)
 			skipped++
 			continue
-		}
-		if len(p.steps) == 0 {
-			continue
-		}
-		var last *docAnswer
-		for _, s := range p.steps {
-			last = r.step(where, s)
-		}
-		if p.expect == nil {
+		case p.answer != nil:
+			// The answer the doc shows is part of the last one received.
+			if last == nil || !docContains(last.fields, p.answer) {
+				t.Fatalf("%s: the answer shown is not the one received: %s", where, bodyOf(last))
+			}
 			ran++
 			continue
+		case len(p.steps) == 0:
+			continue // a payload shown, not a request
 		}
-		deadline := time.Now().Add(p.within)
-		for {
+		for k, s := range p.steps {
+			status := 0
+			if k == len(p.steps)-1 {
+				status = p.status
+			}
+			if got := r.step(where, s, status); got != nil {
+				last = got
+			}
+		}
+		ran++
+		for deadline := time.Now().Add(p.within); ; {
 			miss := p.mismatch(last)
 			if miss == "" {
 				break
 			}
-			if p.within == 0 || last.method != "GET" {
+			if p.within == 0 || time.Now().After(deadline) {
 				t.Fatalf("%s: %s", where, miss)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: within %v: %s", where, p.within, miss)
-			}
 			time.Sleep(200 * time.Millisecond)
-			last = r.step(where, p.steps[len(p.steps)-1])
+			last = r.step(where, p.steps[len(p.steps)-1], p.status)
 		}
-		ran++
 	}
 	t.Logf("ran %d documented blocks, skipped %d", ran, skipped)
 }
@@ -571,6 +630,9 @@ func TestDocsUnrunnableBlocks(t *testing.T) {
 		{name: "an answer in json", doc: "```json\n{\"status\": 400}\n```\n"},
 		{name: "a request in json", doc: "<!-- docs-test: POST /api/x with $TOKEN -->\n```json\n{\"a\": 1}\n```\n"},
 		{name: "an unknown directive", doc: "<!-- docs-test: run twice -->\n```sh\ncurl http://127.0.0.1:8090/x\n```\n", want: "unknown docs-test directive"},
+		{name: "an answer shown after a request", doc: "<!-- docs-test: answer -->\n```json\n{\"status\": 400}\n```\n"},
+		{name: "a repeated POST", doc: "<!-- docs-test: expect status=done within 5s -->\n```sh\ncurl http://127.0.0.1:8090/x -d '{}'\n```\n", want: "must be a GET"},
+		{name: "an expectation of an assignment", doc: "<!-- docs-test: expect token -->\n```sh\nTOKEN='<TOKEN>'\n```\n", want: "does not end with a request"},
 		{name: "an indented block in a list", doc: "1. Sign in:\n\n   ```sh\n   curl http://127.0.0.1:8090/x\n   ```\n"},
 	}
 	for _, s := range scenarios {
