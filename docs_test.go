@@ -349,7 +349,8 @@ func (r *docRun) fill(where, cmd string) string {
 
 // bash runs script with bash -eu (an unset variable is an error: the docs must set each
 // one they use), in the commands' folder, with only the shell variables the docs assigned.
-func (r *docRun) bash(script string) (stdout []byte, err error) {
+// No proxy or ~/.curlrc of the machine's applies (HOME is the commands' folder).
+func (r *docRun) bash(script string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euc", script)
@@ -358,14 +359,12 @@ func (r *docRun) bash(script string) (stdout []byte, err error) {
 	for k, v := range r.vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &stderr
-	err = cmd.Run()
-	stdout = cmd.Stdout.(*bytes.Buffer).Bytes()
-	if err != nil {
-		err = fmt.Errorf("%w: %s%s", err, stdout, stderr.Bytes())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("%w: %s%s", err, stdout.Bytes(), stderr.Bytes())
 	}
-	return stdout, err
+	return stdout.Bytes(), nil
 }
 
 // step runs one documented command and returns its answer (nil for a command that is not
@@ -520,6 +519,12 @@ func TestDocs(t *testing.T) {
 	}
 	if len(problems) > 0 {
 		t.Fatalf("docs the test cannot run:\n%s", strings.Join(problems, "\n"))
+	}
+
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("TestDocs runs the documented commands with %s, which is not installed: %v", tool, err)
+		}
 	}
 
 	// A fresh appliance with the defaults a newcomer gets (the mock delivers after 1s).
