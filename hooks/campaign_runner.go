@@ -639,7 +639,9 @@ func (c *Campaigns) refresh(id string) error {
 			return err
 		}
 		changes := dbx.Params{}
-		for field, v := range map[string]int{"queued": n.Queued, "sent": n.Sent, "delivered": n.Delivered, "failed": n.Failed, "skipped": n.Skipped + n.Canceled} {
+		// The record's counters are the summary's numbers: sent counts every message that
+		// went out (delivered ones too), skipped every one held back (canceled too).
+		for field, v := range map[string]int{"queued": n.Queued, "sent": n.Sent + n.Delivered, "delivered": n.Delivered, "failed": n.Failed, "skipped": n.Skipped + n.Canceled} {
 			if camp.GetInt(field) != v {
 				changes[field] = v
 			}
@@ -698,6 +700,6 @@ func (s *Service) handleCampaignSummary(e *core.RequestEvent) error {
 	}
 	return e.JSON(http.StatusOK, map[string]any{
 		"total": n.Total, "sent": n.Sent + n.Delivered, "failed": n.Failed,
-		"queued": n.Queued, "delivered": n.Delivered, "skipped": n.Skipped, "canceled": n.Canceled, "status": n.Status,
+		"queued": n.Queued, "delivered": n.Delivered, "skipped": n.Skipped + n.Canceled, "canceled": n.Canceled, "status": n.Status,
 	})
 }

@@ -194,7 +194,7 @@ func TestCampaignCountersAndSummary(t *testing.T) {
 	for _, f := range []string{"total", "queued", "sent", "delivered", "failed", "skipped"} {
 		got[f] = c.GetInt(f)
 	}
-	want := map[string]int{"total": 5, "queued": 0, "sent": 0, "delivered": 2, "failed": 1, "skipped": 2}
+	want := map[string]int{"total": 5, "queued": 0, "sent": 2, "delivered": 2, "failed": 1, "skipped": 2}
 	for k, v := range want {
 		must(t, got[k] == v, "expected counters %v, got %v", want, got)
 	}
@@ -203,6 +203,9 @@ func TestCampaignCountersAndSummary(t *testing.T) {
 
 	sum := e.do("GET", "/api/clinicmsg/campaigns/"+res.str("id")+"/summary", "appA", nil)
 	must(t, sum.Status == 200 && sum.Body["total"] == 5.0 && sum.Body["sent"] == 2.0 && sum.Body["failed"] == 1.0, "summary: %s", sum.Raw)
+	for _, f := range []string{"total", "queued", "sent", "delivered", "failed", "skipped"} {
+		must(t, sum.Body[f] == float64(got[f]), "the summary's %s (%v) must be the record's (%d)", f, sum.Body[f], got[f])
+	}
 	other := e.do("GET", "/api/clinicmsg/campaigns/"+res.str("id")+"/summary", "staffB", nil)
 	must(t, other.Status == 404, "another clinic must not see the summary, got %d", other.Status)
 }

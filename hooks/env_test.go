@@ -158,6 +158,13 @@ var seedUsers = []struct{ name, clinic, role string }{
 
 // seedData adds two clinics, their users and a superuser to a fresh data folder.
 func seedData(app core.App) {
+	// Email is refused until SMTP is set up; the test app's mailer records what is sent
+	// instead of reaching this server.
+	settings := app.Settings()
+	settings.SMTP.Enabled, settings.SMTP.Host, settings.SMTP.Port = true, "127.0.0.1", 2525
+	if err := app.Save(settings); err != nil {
+		panic(err)
+	}
 	clinics := map[string]string{}
 	for _, c := range []map[string]any{{"name": "Clinic A"}, {"name": "Clinic B", "default_language": "ar"}} {
 		col, _ := app.FindCollectionByNameOrId("clinics")

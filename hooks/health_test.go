@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,4 +210,34 @@ func (e *env) waitFinal(id string, within time.Duration) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEmailWithoutSMTPIsToldTruthfully: with no mail server set up, an email message is
+// refused at create time naming channel and what to configure, health shows email
+// "unconfigured" (not healthy, and the appliance is not degraded by it). An email already
+// waiting then fails at once as permanent (providers' TestEmailUnconfigured).
+func TestEmailWithoutSMTPIsToldTruthfully(t *testing.T) {
+	e := newEnv(t)
+	queued := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "email", "to": "sara@example.com", "subject": "Hi", "body": "Hello"})
+	must(t, queued.Status == 200, "with SMTP set up: %s", queued.Raw)
+	e.waitStatus(queued.str("id"), "sent", 5*time.Second)
+
+	settings := e.app.Settings()
+	settings.SMTP.Enabled = false
+	if err := e.app.Save(settings); err != nil {
+		t.Fatal(err)
+	}
+	before := e.countMessages("")
+	res := e.do("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "email", "to": "sara@example.com", "subject": "Hi", "body": "Hello again"})
+	must(t, res.Status == 400 && len(res.errorFields()) == 1 && res.errorFields()[0] == "channel" && strings.Contains(res.Raw, "Mail settings"),
+		"expected 400 naming channel and the mail settings, got %d %s", res.Status, res.Raw)
+	viaSend := e.do("POST", "/api/clinicmsg/send", "appA", []map[string]any{{"channel": "email", "to": "sara@example.com", "subject": "Hi", "body": "Hello"}})
+	must(t, viaSend.Body["rejected"] == 1.0, "the send route must refuse it too: %s", viaSend.Raw)
+	must(t, e.countMessages("") == before, "nothing may be stored")
+
+	health := e.do("GET", "/api/clinicmsg/health", "superuser", nil)
+	chs, _ := health.Body["channels"].(map[string]any)
+	email, _ := chs["email"].(map[string]any)
+	must(t, email["status"] == "unconfigured", "expected email unconfigured, got %v", email)
+	must(t, health.str("status") == "healthy", "an unconfigured channel must not degrade the appliance: %s", health.Raw)
 }

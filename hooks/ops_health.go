@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -21,9 +22,12 @@ const (
 	healthHealthy  = "healthy"
 	healthDegraded = "degraded"
 	healthDown     = "down"
+	// healthUnconfigured is a channel this appliance is not set up for (email without
+	// SMTP): nothing is wrong with it, and its messages are refused at create time.
+	healthUnconfigured = "unconfigured"
 )
 
-var healthLevel = map[string]int{healthHealthy: 2, healthDegraded: 1, healthDown: 0}
+var healthLevel = map[string]int{healthHealthy: 2, healthUnconfigured: 2, healthDegraded: 1, healthDown: 0}
 
 const (
 	// healthTTL is how long a provider check and the error rates are reused: GET /health
@@ -260,6 +264,10 @@ func (h *healthChecker) providerHealth(ctx context.Context, name string, rates m
 	switch {
 	case !c.checked:
 		ch.Detail = "the provider has no health check; status from its recent error rate"
+	case errors.Is(c.err, providers.ErrNotConfigured):
+		ch.Status = healthUnconfigured
+		ch.Detail = store.Truncate(c.err.Error(), 200)
+		return ch
 	case c.err != nil:
 		ch.Status = healthDown
 		ch.Detail = "check failed: " + store.Truncate(c.err.Error(), 200)

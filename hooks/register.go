@@ -52,7 +52,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	}
 	s.writer = store.NewWriter(app, 256, 2*time.Millisecond)
 	s.store = store.New(app)
-	s.rules = &compose.Rules{Channels: store.Channels, Categories: store.Categories, DefaultRegion: cfg.DefaultRegion}
+	s.rules = &compose.Rules{Channels: store.Channels, Categories: store.Categories, DefaultRegion: cfg.DefaultRegion, ChannelProblem: s.channelProblem}
 	s.clinicCache = newClinicCache(5 * time.Second)
 	s.templateCache = newTemplateCache(5 * time.Second)
 	s.Dispatcher = s.newDispatcher()
@@ -152,7 +152,8 @@ func (s *Service) buildRouter() error {
 	}
 	r.Register("mock", s.mock)
 	r.Register("email", &providers.Email{
-		NewMailer: func() mailer.Mailer { return s.app.NewMailClient() },
+		NewMailer:    func() mailer.Mailer { return s.app.NewMailClient() },
+		Unconfigured: s.emailUnconfigured,
 		From: func() mail.Address {
 			meta := s.app.Settings().Meta
 			return mail.Address{Name: meta.SenderName, Address: meta.SenderAddress}
@@ -245,4 +246,20 @@ func (s *Service) newDispatcher() *dispatch.Dispatcher {
 // ApplyStatus applies a provider's status report to its message (see dispatch).
 func (s *Service) ApplyStatus(u providers.StatusUpdate, provider, source string) (bool, error) {
 	return s.Dispatcher.ApplyStatus(u, provider, source)
+}
+
+// emailUnconfigured says what email lacks on this appliance, or "" when SMTP is set up.
+func (s *Service) emailUnconfigured() string {
+	if !s.app.Settings().SMTP.Enabled {
+		return "email is not set up: a superuser enables SMTP in the admin UI (Settings → Mail settings)"
+	}
+	return ""
+}
+
+// channelProblem says why a channel cannot carry messages on this appliance, or "".
+func (s *Service) channelProblem(channel string) string {
+	if channel == providers.ChannelEmail {
+		return s.emailUnconfigured()
+	}
+	return ""
 }

@@ -23,15 +23,37 @@ type Email struct {
 	From func() mail.Address
 	// Domain names the Message-ID domain; default "clinicmsg.local".
 	Domain string
+	// Unconfigured says what is missing for email to be sent ("" when it is set up). Nil:
+	// always set up.
+	Unconfigured func() string
 }
 
-var _ Provider = (*Email)(nil)
+var (
+	_ Provider = (*Email)(nil)
+	_ Checker  = (*Email)(nil)
+)
+
+// Check reports ErrNotConfigured while the mail settings are missing.
+func (p *Email) Check(context.Context) error {
+	if p.Unconfigured != nil {
+		if what := p.Unconfigured(); what != "" {
+			return fmt.Errorf("%s: %w", what, ErrNotConfigured)
+		}
+	}
+	return nil
+}
 
 // Send mails one message. SMTP 4xx replies and refused connections are retryable, 5xx
 // replies permanent; anything else may have reached the server, so it is unknown.
 func (p *Email) Send(ctx context.Context, m *Message) (*Receipt, error) {
 	if m.Channel != ChannelEmail {
 		return nil, &Error{Provider: "email", Class: ErrPermanent, Message: "the email provider only sends the email channel"}
+	}
+	if p.Unconfigured != nil {
+		// Without a mail server the send can only fail, the same way, every time.
+		if what := p.Unconfigured(); what != "" {
+			return nil, &Error{Provider: "email", Class: ErrPermanent, Code: "not_configured", Message: what, Err: ErrNotConfigured}
+		}
 	}
 	domain := p.Domain
 	if domain == "" {
@@ -74,8 +96,10 @@ func classifyMailError(err error) error {
 		} else if tp.Code >= 400 {
 			e.Class = ErrRetryable
 		}
-	case errors.Is(err, exec.ErrNotFound):
+	case errors.Is(err, exec.ErrNotFound), strings.Contains(err.Error(), "sendmail executable"):
+		// PocketBase falls back to a local sendmail when SMTP is off; none is installed.
 		e.Class = ErrPermanent
+		e.Code = "no_mail_transport"
 		e.Message = "no mail transport: enable SMTP in the admin UI settings"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		e.Class = ErrRetryable

@@ -93,6 +93,10 @@ type Reconciler interface {
 }
 
 // Checker reports whether the provider is reachable and the credentials work.
+// ErrNotConfigured says a provider lacks the settings it needs (email without SMTP): a
+// send can never succeed until someone configures it, and health shows it "unconfigured".
+var ErrNotConfigured = errors.New("not configured")
+
 type Checker interface {
 	Check(ctx context.Context) error
 }

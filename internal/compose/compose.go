@@ -71,6 +71,9 @@ type Rules struct {
 	Channels      []string
 	Categories    []string
 	DefaultRegion string // phone region for clinics that set none
+	// ChannelProblem says why a channel cannot carry messages on this appliance (email
+	// without SMTP), or "": such a message is refused at once rather than failing later.
+	ChannelProblem func(channel string) string
 }
 
 // Decision is the outcome of the checks for an accepted message: its first status, why
@@ -113,6 +116,11 @@ func Clinic(id string, lk Lookups) (*core.Record, error) {
 func (r *Rules) CheckChannel(ch string) error {
 	if !slices.Contains(r.Channels, ch) {
 		return BadField("channel", "validation_invalid_channel", fmt.Sprintf("channel must be one of %s", strings.Join(r.Channels, ", ")))
+	}
+	if r.ChannelProblem != nil {
+		if p := r.ChannelProblem(ch); p != "" {
+			return BadField("channel", "validation_channel_unconfigured", p)
+		}
 	}
 	return nil
 }

@@ -217,7 +217,8 @@ export function mount(el, ctx) {
 
 	function card(c) {
 		const total = c.total || 0;
-		const done = (c.sent || 0) + (c.delivered || 0) + (c.failed || 0) + (c.skipped || 0);
+		// sent counts every message that went out, delivered ones included (as the summary's).
+		const done = (c.sent || 0) + (c.failed || 0) + (c.skipped || 0);
 		const pct = (n) => (total ? (100 * n) / total : 0);
 		const seg = (cls, n) => (n ? h('span', { class: `seg ${cls}`, style: `inline-size:${pct(n)}%` }) : null);
 		const counts = ['delivered', 'sent', 'failed', 'skipped', 'queued'];
@@ -231,7 +232,7 @@ export function mount(el, ctx) {
 			h('label', { class: 'sr-only', for: `progress-${c.id}` }, t('campaigns.progress_label', { name: c.name || '' })),
 			h('progress', { id: `progress-${c.id}`, max: Math.max(total, 1), value: done, class: 'sr-only-visual' }),
 			h('div', { class: 'stacked', 'aria-hidden': 'true' },
-				seg('delivered', c.delivered), seg('sent', c.sent), seg('failed', c.failed), seg('skipped', c.skipped)),
+				seg('delivered', c.delivered), seg('sent', (c.sent || 0) - (c.delivered || 0)), seg('failed', c.failed), seg('skipped', c.skipped)),
 			h('p', { class: 'progress-text', id: `progress-text-${c.id}`, dataset: { done, total } },
 				t('campaigns.progress', { done: fmtNumber(done), total: fmtNumber(total) })),
 			h('ul', { class: 'counts' }, counts.map((k) => h('li', { dataset: { count: k, value: c[k] || 0 } },
