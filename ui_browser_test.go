@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -365,11 +366,64 @@ func (b *browser) checkMissingVars(t *testing.T, missing []string, msg string) {
 	}
 }
 
+// latinProseJS lists the Latin-script words (3 letters or more) of the page's visible
+// text, so that an Arabic screen is known to show no English sentence: what the page
+// marks as not to be translated (translate="no": a patient's message, a template's text,
+// a name, an id, a phone number), what is marked as in another language (lang="en": the
+// language switch) and codes in <code> are left out, and so are email
+// addresses, tokens with a digit or an underscore (ids, numbers, codes), product and
+// vendor names, and the proper names the test seeds (seededNames).
+const latinProseJS = `((names) => {
+	const allow = new Set(["clinicmsg", "sms", "whatsapp", "twilio", "unifonic", "mock", "csv", "gsm", "ucs", "utc", ...names.map(n => n.toLowerCase())]);
+	const out = [];
+	const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (let n; (n = walker.nextNode());) {
+		const el = n.parentElement;
+		if (!el || el.closest('code, kbd, samp, script, style, [translate="no"]')) continue;
+		if (!(el.closest("[lang]")?.lang || "").startsWith("ar")) continue; // said in another language on purpose (the language switch)
+		if (!el.checkVisibility({ visibilityProperty: true, opacityProperty: true })) continue;
+		const text = n.textContent.replace(/\S+@\S+/g, " ").replace(/[A-Za-z0-9_-]*[0-9_][A-Za-z0-9_-]*/g, " ");
+		for (const w of text.match(/[A-Za-z]{3,}/g) || []) {
+			if (allow.has(w.toLowerCase())) continue;
+			const where = el.id ? "#" + el.id : el.tagName.toLowerCase() + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "");
+			out.push(JSON.stringify(w) + " in " + JSON.stringify(n.textContent.trim().slice(0, 100)) + " (" + where + ")");
+		}
+	}
+	return out;
+})`
+
+// seededNames are the proper names the test's data puts on screens.
+var seededNames = []string{"Al", "Noor", "Clinic", "Shifa", "Sara", "Omar", "Layla", "Khalid", "Noura", "Fahad", "Huda", "Nobody", "desk", "admin"}
+
+// checkNoLatinProse fails when the page's visible text has Latin-script prose: on an
+// Arabic screen every reason, error, note and label is said in Arabic.
+func (b *browser) checkNoLatinProse(t *testing.T, where string) {
+	t.Helper()
+	names, _ := json.Marshal(seededNames)
+	if words := eval[[]string](t, b, latinProseJS+"("+string(names)+")"); len(words) > 0 {
+		t.Fatalf("%s in Arabic shows Latin-script text:\n%s", where, strings.Join(words, "\n"))
+	}
+}
+
+// openMessage opens a message's details through the address (#/messages?id=…) and waits
+// for its timeline.
+func (b *browser) openMessage(t *testing.T, id string) {
+	t.Helper()
+	eval[bool](t, b, fmt.Sprintf(`(location.hash = "#/messages?id=%s", true)`, id))
+	b.waitJS(t, "the details of "+id, fmt.Sprintf(`document.querySelector("#message-detail")?.open && document.querySelector("#message-detail").dataset.id === %q &&
+		document.querySelector("#timeline").dataset.id === %q && document.querySelectorAll("#timeline li[data-event]").length > 0`, id, id), 5*time.Second)
+}
+
 // dashboardData is the seeded world: clinic A with staff, an admin, a template, a few
 // delivered and failed messages; clinic B with its own staff user and nothing else.
 type dashboardData struct {
 	staffA, adminA, staffB string // tokens
-	failedID               string // a failed message of clinic A
+	failedID               string // a failed message of clinic A (the mock refuses the number)
+	deliveredID            string // a delivered message of clinic A
+	undeliveredID          string // reported undelivered by the mock
+	duplicateID            string // skipped: the same message a moment before
+	categoryID             string // skipped: the patient turned marketing off
+	heldID                 string // scheduled: held for the clinic's quiet hours
 	total, delivered       int
 }
 
@@ -427,12 +481,35 @@ func seedDashboard(t *testing.T, a *appliance) *dashboardData {
 		if i == 5 {
 			msg["channel"] = "whatsapp"
 		}
-		a.call("POST", "/api/collections/messages/records", d.staffA, msg, 200)
+		res := a.call("POST", "/api/collections/messages/records", d.staffA, msg, 200)
+		if i == 0 {
+			d.deliveredID = res["id"].(string)
+		}
 	}
 	failed := a.call("POST", "/api/collections/messages/records", d.staffA, map[string]any{"channel": "sms", "to": "+966500000001", "body": "Your results are ready."}, 200)
 	d.failedID = failed["id"].(string)
-	a.call("POST", "/api/collections/messages/records", d.staffA, map[string]any{"channel": "sms", "to": "+966500000003", "body": "Please call the clinic."}, 200)
-	d.total, d.delivered = 8, 6
+	undelivered := a.call("POST", "/api/collections/messages/records", d.staffA, map[string]any{"channel": "sms", "to": "+966500000003", "body": "Please call the clinic."}, 200)
+	d.undeliveredID = undelivered["id"].(string)
+
+	// Messages that are not sent, each with its reason: the first reminder again (a
+	// duplicate), marketing to a patient who turned it off, and marketing during the
+	// clinic's quiet hours (from an hour ago to two hours from now, clinic time).
+	dup := a.call("POST", "/api/collections/messages/records", d.staffA, map[string]any{"channel": "sms", "to": "0501234600", "template": "appointment_reminder",
+		"context": map[string]any{"patient_name": "Sara", "date": "1 Dec", "time": "9:00"}}, 200)
+	d.duplicateID = dup["id"].(string)
+	cat := a.call("POST", "/api/collections/messages/records", d.staffA, map[string]any{"channel": "sms", "to": "0501234502", "patient_id": "P-1002", "category": "marketing", "body": "Our new clinic opens in January."}, 200)
+	d.categoryID = cat["id"].(string)
+	riyadh := time.Now().In(time.FixedZone("+03", 3*3600))
+	a.call("PATCH", "/api/collections/clinics/records/"+clinicA, su, map[string]any{"quiet_start": riyadh.Add(-time.Hour).Format("15:04"),
+		"quiet_end": riyadh.Add(2 * time.Hour).Format("15:04"), "quiet_categories": []string{"marketing"}}, 200)
+	held := a.call("POST", "/api/collections/messages/records", d.staffA, map[string]any{"channel": "sms", "to": "0501234610", "category": "marketing", "body": "Flu shots are available this week."}, 200)
+	d.heldID = held["id"].(string)
+	for id, want := range map[string]string{d.duplicateID: "skipped", d.categoryID: "skipped", d.heldID: "scheduled"} {
+		if got := a.call("GET", "/api/collections/messages/records/"+id, d.staffA, nil, 200); got["status"] != want {
+			t.Fatalf("expected message %s %s, got %v (%v)", id, want, got["status"], got["status_reason"])
+		}
+	}
+	d.total, d.delivered = 11, 6
 
 	// The mock delivers within a second; wait until every message has its outcome.
 	deadline := time.Now().Add(15 * time.Second)
@@ -706,17 +783,44 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Fatalf("strings missing a translation: %v", missing)
 		}
 		b.checkLegend(t, []string{"اليوم", "الإجمالي", "الفاشلة"})
+		b.waitJS(t, "the provider health notes", `document.querySelector("#health-sms .health-note") !== null`, 5*time.Second)
+		b.checkNoLatinProse(t, "the overview")
 		b.screenshot(t, "overview-ar")
 		b.show(t, "messages")
 		b.waitJS(t, "the list", `document.querySelectorAll("#messages-body tr").length > 0`, 5*time.Second)
 		if n := eval[int](t, b, `[...document.querySelectorAll("#messages-body .body-excerpt")].filter(e => e.getAttribute("dir") !== "auto").length`); n != 0 {
 			t.Fatalf("expected every message body to have dir=auto, %d do not", n)
 		}
+		b.waitJS(t, "the reasons in the list", `document.querySelectorAll("#messages-body .reason").length >= 4`, 5*time.Second)
+		b.checkNoLatinProse(t, "the messages list")
 		b.screenshot(t, "messages-ar")
-		b.click(t, `#messages-body tr button`)
-		b.waitJS(t, "the message's timeline", `document.querySelector("#message-detail").open && document.querySelectorAll("#timeline li").length > 1`, 5*time.Second)
+		// Each message's reason and timeline in Arabic, from their codes.
+		for _, m := range []struct{ id, status, code, reason string }{
+			{d.failedID, "failed", "permanent", "رفض المزوّد هذه الرسالة؛ إعادة إرسالها لن تفيد."},
+			{d.undeliveredID, "undelivered", "reported_undelivered", "أبلغ المزوّد (mock) أن الهاتف لم يستلمها."},
+			{d.duplicateID, "skipped", "duplicate", "أُرسلت الرسالة نفسها إلى هذا المريض قبل"},
+			{d.categoryID, "skipped", "category_disabled", "أوقف المريض رسائل «تسويق»."},
+			{d.heldID, "scheduled", "quiet_hours", "مؤجّلة بسبب ساعات الهدوء حتى"},
+			{d.deliveredID, "delivered", "", ""},
+		} {
+			b.openMessage(t, m.id)
+			if got := b.attr(t, "#detail-status", "data-status"); got != m.status {
+				t.Fatalf("expected message %s %s, got %q", m.id, m.status, got)
+			}
+			if got := b.attr(t, "#detail-reason", "data-code"); got != m.code {
+				t.Fatalf("expected message %s's reason coded %q, got %q", m.id, m.code, got)
+			}
+			if got := b.text(t, "#detail-reason"); !strings.HasPrefix(got, m.reason) {
+				t.Fatalf("expected message %s's reason to read %q, got %q", m.id, m.reason, got)
+			}
+			b.checkNoLatinProse(t, "the details of a "+m.status+" message")
+			b.screenshot(t, "message-"+m.status+"-ar")
+		}
+		b.openMessage(t, d.failedID)
 		b.screenshot(t, "message-ar")
 		b.do(t, chromedp.KeyEvent("\x1b"))
+		b.waitJS(t, "the dialog to close", `!document.querySelector("#message-detail").open`, 3*time.Second)
+		eval[bool](t, b, `(history.replaceState(null, "", "#/messages"), true)`)
 		b.show(t, "compose")
 		b.waitJS(t, "the rendered Arabic preview", `document.querySelector("#preview-body") !== null`, 5*time.Second)
 		b.setField(t, "#compose-language", "ar")
@@ -727,18 +831,39 @@ func TestBrowserDashboard(t *testing.T) {
 		b.checkMissingVars(t, []string{"time"}, "املأ هذا المتغيّر.")
 		b.typeInto(t, "#compose-var-time", "10:00")
 		b.sendSkipped(t, "لم تُرسل", "ألغى المريض الاشتراك في كل الرسائل.")
+		b.checkNoLatinProse(t, "compose with a skipped message")
+		// The API's error for a wrong number, from its code, next to the field.
+		b.typeInto(t, "#compose-to", "12345")
+		b.click(t, "#compose-send")
+		b.waitJS(t, "the recipient's error", `(() => { const e = document.querySelector('[data-field="to"] .field-error'); return e && !e.hidden && e.textContent.length > 0 })()`, 5*time.Second)
+		if got := b.text(t, `[data-field="to"] .field-error`); got != "رقم الهاتف غير صالح." && got != "هذا ليس رقم جوال، فلا يمكنه استقبال الرسائل." {
+			t.Fatalf("expected the recipient's error in Arabic, got %q", got)
+		}
+		if got := b.attr(t, `[data-field="to"] .hint bdi`, "dir"); got != "ltr" {
+			t.Fatalf("expected the phone examples of the hint kept left to right, got dir %q", got)
+		}
+		b.checkNoLatinProse(t, "compose with a field error")
+		b.screenshot(t, "compose-error-ar")
+		b.typeInto(t, "#compose-to", "0501234503")
 		b.show(t, "campaigns")
 		b.waitJS(t, "the campaign list", `document.querySelector("article.campaign") !== null`, 5*time.Second)
+		b.checkNoLatinProse(t, "the campaigns")
 		b.screenshot(t, "campaigns-ar")
 		b.setField(t, "#campaign-template", "appointment_reminder")
-		b.setField(t, "#campaign-csv", "to,patient_id,patient_name,date,time\n0501111111,P-11,سارة,1 Dec,10:00\n")
+		b.setField(t, "#campaign-csv", "to,patient_id,patient_name,date,time\n0501111111,P-11,سارة,1 Dec,10:00\n12345,P-14,Nobody,1 Dec,11:30\n")
 		b.checkColumnVars(t, "لا متغيّرات في هذا القالب.", "من أعمدة ملف CSV")
+		b.click(t, "#campaign-check-btn")
+		b.waitJS(t, "the recipient check", `document.querySelector("#check-invalid")?.dataset.value === "1"`, 5*time.Second)
+		b.click(t, "#campaign-check .invalid-list summary")
+		b.checkNoLatinProse(t, "a campaign's recipient check")
 		b.setField(t, "#campaign-csv", "")
 		b.show(t, "templates")
 		b.waitJS(t, "the templates", `document.querySelector("#template-appointment_reminder") !== null`, 5*time.Second)
+		b.checkNoLatinProse(t, "the templates")
 		b.screenshot(t, "templates-ar")
 		b.show(t, "preferences")
 		b.waitJS(t, "the preferences", `document.querySelectorAll("#preferences-body tr").length === 3`, 5*time.Second)
+		b.checkNoLatinProse(t, "the patient preferences")
 		b.screenshot(t, "preferences-ar")
 		if missing := eval[[]string](t, b, `[...window.__missingStrings]`); len(missing) > 0 {
 			t.Fatalf("the screens used strings that do not exist: %v", missing)
@@ -759,6 +884,7 @@ func TestBrowserDashboard(t *testing.T) {
 
 	t.Run("a clinic admin edits a template", func(t *testing.T) {
 		b.signOut(t)
+		b.checkNoLatinProse(t, "the sign-in page")
 		b.screenshot(t, "login-ar")
 		b.signIn(t, adminAEmail, adminAPass)
 		b.show(t, "templates")

@@ -136,7 +136,7 @@ func TestRetryFailedRequeuesOnlyRetryableFailures(t *testing.T) {
 		row{clinic: a, channel: "sms", status: "failed", reason: "no_provider", attempts: 0, created: now.Add(-2 * time.Hour)},
 		row{clinic: a, channel: "sms", status: "failed", reason: "attempts_exhausted", provider: "mock", attempts: 3, created: now.Add(-time.Hour)},
 		row{clinic: a, channel: "sms", status: "failed", reason: "permanent", provider: "mock", attempts: 1, created: now.Add(-time.Hour)},
-		row{clinic: a, channel: "sms", status: "failed", reason: "reported failed by twilio", provider: "twilio", attempts: 1, created: now.Add(-time.Hour)},
+		row{clinic: a, channel: "sms", status: "failed", reason: "reported_failed: reported failed by twilio", provider: "twilio", attempts: 1, created: now.Add(-time.Hour)},
 		row{clinic: a, channel: "sms", status: "failed", reason: "attempts_exhausted", provider: "mock", attempts: 1, created: now.Add(-26 * time.Hour), updated: now.Add(-25 * time.Hour)},
 	)
 	res := e.runJob(hooks.JobRetryFailed)

@@ -82,6 +82,11 @@ func (d *Dispatcher) settleFailure(tx core.App, rec *core.Record, provider strin
 	}
 }
 
+// failTx ends a message as failed. Its status_reason is the bare code (permanent,
+// attempts_exhausted, no_provider) and the provider's words go to error_message: the
+// retry job (hooks/jobs.go retryableReasons) and the health error rate (hooks/health.go)
+// match the bare code exactly, so a "code: text" reason here would silently stop
+// automatic retries. The dashboard translates the code.
 func (d *Dispatcher) failTx(tx core.App, rec *core.Record, reason, message, code string, attempt int, provider string) error {
 	_, err := d.store.Transition(tx, rec, store.Change{To: providers.StatusFailed,
 		Set: map[string]any{"status_reason": reason, "error_code": code, "error_message": store.Truncate(message, 1000), "next_attempt_at": ""},

@@ -87,7 +87,8 @@ func (d *Dispatcher) applyStatus(tx core.App, rec *core.Record, u providers.Stat
 	case providers.StatusFailed, providers.StatusUndelivered:
 		set["error_code"] = u.ErrorCode
 		set["error_message"] = store.Truncate(u.ErrorMessage, 1000)
-		set["status_reason"] = "reported " + next + " by " + provider
+		// A stable code first (reported_failed, reported_undelivered), then the English.
+		set["status_reason"] = "reported_" + next + ": reported " + next + " by " + provider
 	}
 	if u.Segments > 0 {
 		set["segments"] = u.Segments
@@ -102,6 +103,9 @@ func (d *Dispatcher) applyStatus(tx core.App, rec *core.Record, u providers.Stat
 	}
 	if u.ErrorMessage != "" {
 		detail["error_message"] = store.Truncate(u.ErrorMessage, 300)
+	}
+	if next == providers.StatusFailed || next == providers.StatusUndelivered {
+		detail["reason"] = "reported_" + next
 	}
 	changed, err := d.store.Transition(tx, rec, store.Change{To: next, Set: set,
 		Audit: store.Entry{Event: "status", Provider: provider, Detail: detail, ErrorCode: u.ErrorCode}})

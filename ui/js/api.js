@@ -1,7 +1,10 @@
 // api.js: the one PocketBase client, the clinicmsg routes, and how an API error becomes
 // text for a person.
 import PocketBase from '../vendor/pocketbase/pocketbase.es.mjs';
-import { t, tOr, getLang } from './i18n.js';
+import { t, getLang } from './i18n.js';
+import { apiCodeText } from './codes.js';
+
+export { reasonText } from './codes.js';
 
 export const pb = new PocketBase(window.location.origin);
 // The SDK cancels a pending request when another one goes to the same path. The dashboard
@@ -36,20 +39,10 @@ export function fieldErrors(err) {
 	const out = {};
 	if (data && typeof data === 'object') {
 		for (const [k, v] of Object.entries(data)) {
-			out[k] = fieldText(v);
+			out[k] = apiCodeText(v);
 		}
 	}
 	return out;
-}
-
-/** a field error's text: the server's own words in English, a translation in Arabic */
-function fieldText(v) {
-	if (typeof v === 'string') return v;
-	const msg = v?.message || t('error.invalid');
-	if (getLang() === 'en' || !v?.code) return msg;
-	const name = /"([^"]+)"\s*$/.exec(msg)?.[1] || (/needs missing variable "([^"]+)"/.exec(msg) || [])[1] || '';
-	const tr = tOr(`code.${v.code}`, null);
-	return tr ? tr.replace('{name}', name) : msg;
 }
 
 /** the template variable a 400 answer says is missing ("" when it is another error) */
@@ -59,17 +52,6 @@ export function missingVariable(err) {
 	return /missing variable "([^"]+)"/.exec(v.message || '')?.[1] || '';
 }
 
-/**
- * a message's status_reason for a person: the server writes `code: detail` in English
- * (opted_out: the patient opted out of messages); a known code is said in the dashboard's
- * language, anything else is shown as it came.
- */
-export function reasonText(reason) {
-	if (!reason) return '';
-	const code = /^([a-z_]+):/.exec(reason)?.[1];
-	return (code && tOr(`reason.${code}`, null)) || reason;
-}
-
 /** one line a person can act on */
 export function errorText(err) {
 	if (!err) return '';
@@ -77,9 +59,17 @@ export function errorText(err) {
 	const status = err.status;
 	if (status === 0) return t('error.network');
 	if (status === 401) return t('error.session');
-	if (status === 403) return err.response?.message || t('error.forbidden');
 	if (status === 404) return t('error.not_found');
 	if (status >= 500) return t('error.server');
+	// A 4xx: the first field's code when there is one, else a text for the status; the
+	// server's English sentence only on an English screen.
+	const first = Object.values(err.response?.data || {}).find((v) => v && typeof v === 'object' && v.code);
+	if (first) return apiCodeText(first);
 	const msg = err.response?.message || err.message;
-	return msg && msg !== 'ClientResponseError' ? msg : t('error.unknown');
+	if (getLang() === 'en' && msg && msg !== 'ClientResponseError') return msg;
+	if (status === 403) return t('error.forbidden');
+	if (status === 409) return t('error.conflict');
+	if (status === 429) return t('error.too_many');
+	if (status === 400) return t('error.bad_request');
+	return t('error.unknown');
 }

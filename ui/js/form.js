@@ -3,6 +3,7 @@
 import { h, fill, uid } from './dom.js';
 import { t } from './i18n.js';
 import { fieldErrors, missingVariable } from './api.js';
+import { tNodes, codeNode } from './codes.js';
 
 /**
  * field('to', label, control, {hint}) wraps a control with its label, a hint and an error
@@ -126,7 +127,7 @@ export function contentEditor(state, templates, { onChange, columns = [], autoFi
 				id: `${prefix}-template`, value: state.template,
 				onchange: (e) => { state.template = e.target.value; draw(); changed(); },
 			}, h('option', { value: '' }, usable.length ? t('compose.template_pick') : t('compose.template_none')),
-			usable.map((x) => h('option', { value: x.code }, x.clinic ? x.code : `${x.code} (${t('templates.shared')})`)));
+			usable.map((x) => h('option', { value: x.code, translate: 'no' }, x.clinic ? x.code : `${x.code} (${t('templates.shared')})`)));
 			const tpl = usable.find((x) => x.code === state.template);
 			const all = placeholders(tpl);
 			const fromColumns = all.filter((n) => columns.includes(n));
@@ -137,14 +138,14 @@ export function contentEditor(state, templates, { onChange, columns = [], autoFi
 					id: `${prefix}-var-${n}`, type: 'text', dir: 'auto', value: state.vars[n] ?? '', dataset: { var: n },
 					oninput: (e) => { state.vars[n] = e.target.value; changed(); },
 				});
-				return field(`var.${n}`, n, input, { hint: AUTO_VARS.includes(n) ? t('compose.var_auto') : null });
+				return field(`var.${n}`, codeNode(n), input, { hint: AUTO_VARS.includes(n) ? t('compose.var_auto') : null });
 			});
 			fill(body,
 				field('template', t('compose.template'), select),
 				tpl ? h('div', { class: 'vars', id: `${prefix}-vars`, dataset: { field: 'context' } },
 					h('p', { class: 'legend', id: `${prefix}-vars-legend` }, varsLegend(all, names, fromColumns, auto)),
 					fromColumns.length ? h('p', { class: 'hint', id: `${prefix}-vars-columns`, dataset: { vars: fromColumns.join(',') } },
-						t('campaigns.vars_from_csv', { names: fromColumns.join(', ') })) : null,
+						tNodes('campaigns.vars_from_csv', { names: codeNode(fromColumns.join(', ')) })) : null,
 					names.length ? h('div', { class: 'vars-grid' }, vars) : null,
 					h('p', { class: 'field-error', hidden: true, role: 'alert' })) : null);
 		} else {
@@ -168,7 +169,7 @@ function varsLegend(all, names, fromColumns, auto) {
 	if (!all.length) return t('compose.no_variables');
 	if (names.length) return t('compose.variables');
 	if (fromColumns.length) return t('compose.variables');
-	return t('compose.vars_auto', { names: auto.join(', ') });
+	return tNodes('compose.vars_auto', { names: codeNode(auto.join(', ')) });
 }
 
 /**

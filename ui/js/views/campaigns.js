@@ -2,6 +2,7 @@
 // uploaded CSV; a check of the numbers before sending (POST /api/clinicmsg/preview with
 // recipients); progress bars that move with the campaign records over realtime; cancel.
 import { preview, fieldErrors, errorText } from '../api.js';
+import { apiCodeText, previewProblem, tNodes, ltr, codeNode } from '../codes.js';
 import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtMoney, fmtDateTime, zonedToDate, pbDate, getTimeZone } from '../i18n.js';
@@ -55,10 +56,10 @@ export function mount(el, ctx) {
 	const form = h('form', { class: 'campaign-form', novalidate: true, onsubmit: (e) => { e.preventDefault(); start(); } },
 		field('name', t('campaigns.name'), name),
 		editorBox,
-		field('recipients', t('campaigns.recipients'), csv, { hint: t('campaigns.recipients_hint') }),
+		field('recipients', t('campaigns.recipients'), csv, { hint: tNodes('campaigns.recipients_hint', { to: codeNode('to'), patient_id: codeNode('patient_id') }) }),
 		h('div', { class: 'row' },
 			field('file', t('campaigns.upload'), file),
-			field('send_at', t('campaigns.send_at'), sendAt, { hint: t('campaigns.send_at_hint', { tz: getTimeZone() }) })),
+			field('send_at', t('campaigns.send_at'), sendAt, { hint: tNodes('campaigns.send_at_hint', { tz: ltr(getTimeZone(), 'zone') }) })),
 		csvInfo,
 		checkBox,
 		general,
@@ -87,7 +88,7 @@ export function mount(el, ctx) {
 	const drawCsvInfo = debounce(() => {
 		const p = parsed();
 		fill(csvInfo, p.rows ? t('campaigns.csv_rows', { n: fmtNumber(p.recipients.length) }) : '',
-			p.columns.length ? ` ${t('campaigns.csv_columns', { cols: p.columns.join(', ') })}` : '',
+			p.columns.length ? [' ', tNodes('campaigns.csv_columns', { cols: codeNode(p.columns.join(', ')) })] : '',
 			p.ignored ? ` ${t('campaigns.csv_no_header')}` : '');
 		const cols = p.columns.join('\u0000');
 		if (cols !== lastCols) { lastCols = cols; drawEditor(); } // variables from CSV columns leave the form
@@ -153,9 +154,9 @@ export function mount(el, ctx) {
 				h('summary', {}, t('campaigns.show_invalid')),
 				h('ul', {}, invalid.slice(0, 200).map((r) => h('li', {},
 					r.index >= 0 ? `${t('campaigns.row', { n: fmtNumber(r.index + 1) })}: ` : '',
-					h('span', { dir: 'ltr' }, r.to || '—'), ` — ${r.reason}`)))) : null,
-			res.body ? [h('p', { class: 'legend' }, t('campaigns.sample')), h('div', { class: 'bubble', dir: 'auto' }, res.body)] : null,
-			res.error ? h('p', { class: 'form-error' }, res.error) : null);
+					ltr(r.to || '—', 'phone'), ' — ', apiCodeText(r.code ? { code: r.code, message: r.reason } : r.reason))))) : null,
+			res.body ? [h('p', { class: 'legend' }, t('campaigns.sample')), h('div', { class: 'bubble', dir: 'auto', translate: 'no' }, res.body)] : null,
+			res.error ? h('p', { class: 'form-error' }, previewProblem(res)) : null);
 	}
 
 	async function start() {
@@ -173,7 +174,7 @@ export function mount(el, ctx) {
 			if (!alive) return;
 			items.set(rec.id, rec);
 			drawList();
-			ctx.toast(t('campaigns.started', { name: rec.name }));
+			ctx.toast(tNodes('campaigns.started', { name: h('bdi', { translate: 'no' }, rec.name) }));
 			draft = blank();
 			mountAgain();
 		} catch (err) {
@@ -224,12 +225,12 @@ export function mount(el, ctx) {
 		const counts = ['delivered', 'sent', 'failed', 'skipped', 'queued'];
 		return h('article', { class: 'campaign', id: `campaign-${c.id}`, dataset: { id: c.id, status: c.status } },
 			h('div', { class: 'panel-head' },
-				h('h3', { dir: 'auto' }, c.name || t('campaigns.unnamed')),
+				c.name ? h('h3', { dir: 'auto', translate: 'no' }, c.name) : h('h3', {}, t('campaigns.unnamed')),
 				badge('campaign', c.status)),
 			h('p', { class: 'muted small' },
-				`${tOr(`channel.${c.channel}`, c.channel)} · ${c.template || t('compose.mode_text')} · ${fmtDateTime(c.created)}`,
+				tOr(`channel.${c.channel}`, c.channel), ' · ', c.template ? codeNode(c.template) : t('compose.mode_text'), ` · ${fmtDateTime(c.created)}`,
 				c.send_at && c.status === 'scheduled' ? ` · ${t('campaigns.at', { time: fmtDateTime(c.send_at) })}` : ''),
-			h('label', { class: 'sr-only', for: `progress-${c.id}` }, t('campaigns.progress_label', { name: c.name || '' })),
+			h('label', { class: 'sr-only', for: `progress-${c.id}` }, tNodes('campaigns.progress_label', { name: h('bdi', { translate: 'no' }, c.name || '') })),
 			h('progress', { id: `progress-${c.id}`, max: Math.max(total, 1), value: done, class: 'sr-only-visual' }),
 			h('div', { class: 'stacked', 'aria-hidden': 'true' },
 				seg('delivered', c.delivered), seg('sent', (c.sent || 0) - (c.delivered || 0)), seg('failed', c.failed), seg('skipped', c.skipped)),

@@ -2,7 +2,8 @@
 // or free text, with a live preview (encoding, segments, cost) from POST
 // /api/clinicmsg/preview. The draft lives in sessionStorage: a failed send, a language
 // switch or a signed-out session loses nothing that was typed.
-import { preview, fieldErrors, errorText, reasonText } from '../api.js';
+import { preview, fieldErrors, errorText } from '../api.js';
+import { reasonEl, previewProblem, tNodes, ltr, codeNode } from '../codes.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, fmtNumber, fmtMoney } from '../i18n.js';
 import { field, errorsFor, contentEditor, contentErrors, activeTemplates, filledVars, previewVars, missingVars } from '../form.js';
@@ -45,7 +46,7 @@ export function mount(el, ctx) {
 
 	const form = h('form', { class: 'compose-form', novalidate: true, onsubmit: (e) => { e.preventDefault(); send(); } },
 		h('div', { class: 'row' },
-			field('to', t('compose.to'), to, { hint: t('compose.to_hint') }),
+			field('to', t('compose.to'), to, { hint: tNodes('compose.to_hint', { local: ltr('0501234567', 'phone'), intl: ltr('+966 50…', 'phone') }) }),
 			field('patient_id', t('compose.patient_id'), patient, { hint: t('compose.patient_hint') })),
 		editorBox,
 		general,
@@ -100,15 +101,15 @@ export function mount(el, ctx) {
 		}
 		const cost = p.cost_estimate;
 		fill(previewBox, title,
-			p.subject ? h('p', { class: 'subject', dir: 'auto' }, p.subject) : null,
-			h('div', { class: 'bubble', dir: 'auto', id: 'preview-body', lang: p.language || null }, p.body),
+			p.subject ? h('p', { class: 'subject', dir: 'auto', translate: 'no' }, p.subject) : null,
+			h('div', { class: 'bubble', dir: 'auto', id: 'preview-body', lang: p.language || null, translate: 'no' }, p.body),
 			h('dl', { class: 'kv inline' },
 				h('dt', {}, t('compose.characters')), h('dd', { id: 'preview-chars', dataset: { value: p.characters } }, fmtNumber(p.characters)),
 				p.encoding ? [h('dt', {}, t('compose.encoding')), h('dd', { id: 'preview-encoding', dataset: { value: p.encoding } }, t(`encoding.${p.encoding}`))] : null,
 				h('dt', {}, t('compose.segments')), h('dd', { id: 'preview-segments', dataset: { value: p.segments } }, fmtNumber(p.segments)),
 				h('dt', {}, t('compose.cost')), h('dd', { id: 'preview-cost' }, cost ? fmtMoney(cost.amount, cost.currency) : t('compose.cost_unknown'))),
 			p.encoding === 'ucs2' && state.channel === 'sms' ? h('p', { class: 'hint' }, t('compose.ucs2_hint')) : null,
-			p.error ? h('p', { class: 'form-error', id: 'preview-error' }, p.error) : null);
+			p.error ? h('p', { class: 'form-error', id: 'preview-error' }, previewProblem(p)) : null);
 	}
 
 	async function send() {
@@ -165,8 +166,8 @@ export function mount(el, ctx) {
 				return;
 			}
 			const rest = errors.show(fe);
-			const restText = Object.entries(rest).map(([k, v]) => `${k}: ${v}`);
-			fill(general, restText.length ? restText.join(' · ') : (Object.keys(fe).length ? t('compose.fix_fields') : errorText(err)));
+			const restNodes = Object.entries(rest).map(([k, v], i) => [i ? ' · ' : null, codeNode(k), ': ', v]);
+			fill(general, restNodes.length ? restNodes : (Object.keys(fe).length ? t('compose.fix_fields') : errorText(err)));
 			general.hidden = false;
 		} finally {
 			sendBtn.disabled = false;
@@ -177,18 +178,18 @@ export function mount(el, ctx) {
 	/** the answer for the message: accepted (green), or skipped (amber, with the reason) */
 	function showResult(rec) {
 		const link = h('a', { href: `#/messages?id=${encodeURIComponent(rec.id)}` }, t('compose.open_message'));
-		const to = h('span', { dir: 'ltr' }, rec.to);
+		const to = ltr(rec.to, 'phone');
 		if (rec.status === 'skipped') {
 			fill(result, h('div', { class: 'notice warn', id: 'compose-sent', role: 'alert', dataset: { id: rec.id, status: rec.status } },
 				h('p', { class: 'notice-title' }, t('compose.skipped_for'), ' ', to, ' ', t('compose.skipped_was'), ' ', badge('status', rec.status)),
-				rec.status_reason ? h('p', { class: 'reason-text', id: 'compose-sent-reason', dir: 'auto', title: rec.status_reason }, reasonText(rec.status_reason)) : null,
+				rec.status_reason ? h('p', { class: 'reason-text' }, reasonEl(rec.status_reason, { id: 'compose-sent-reason' })) : null,
 				h('p', { class: 'muted' }, t('compose.skipped_hint')),
 				link));
 			return;
 		}
 		fill(result, h('div', { class: 'notice ok', id: 'compose-sent', dataset: { id: rec.id, status: rec.status } },
 			h('p', {}, t('compose.sent_to'), ' ', to, ' ', badge('status', rec.status)),
-			rec.status_reason ? h('p', { class: 'muted', dir: 'auto' }, reasonText(rec.status_reason)) : null,
+			rec.status_reason ? h('p', { class: 'muted' }, reasonEl(rec.status_reason, { id: 'compose-sent-reason' })) : null,
 			link));
 	}
 

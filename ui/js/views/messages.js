@@ -1,10 +1,11 @@
 // Messages: the clinic's messages, newest first, kept live by a realtime subscription
 // (new rows and status changes appear without a reload); filters by status, channel, day
 // and phone; a message's timeline from message_logs; retry for a failed one.
-import { retry, errorText, reasonText } from '../api.js';
+import { retry, errorText } from '../api.js';
+import { reasonEl, detailEl, ltr, codeNode } from '../codes.js';
 import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
-import { t, tOr, fmtNumber, fmtDateTime, fmtTime, zonedToDate, pbDate, asciiDigits, todayLocal } from '../i18n.js';
+import { t, tOr, getLang, fmtNumber, fmtMoney, fmtDateTime, fmtTime, zonedToDate, pbDate, asciiDigits, todayLocal } from '../i18n.js';
 import { badge } from './overview.js';
 
 export const STATUSES = ['scheduled', 'queued', 'sending', 'sent', 'delivered', 'read', 'failed', 'undelivered', 'canceled', 'skipped'];
@@ -145,10 +146,10 @@ export function mount(el, ctx, params) {
 		const text = r.body || r.subject || (r.template ? `${r.template}` : '');
 		return h('tr', { dataset: { id: r.id, status: r.status }, class: fresh ? 'fresh' : null },
 			h('td', { class: 'nowrap', 'data-label': t('messages.col_time') }, fmtDateTime(r.created)),
-			h('td', { class: 'nowrap', 'data-label': t('messages.col_to') }, h('span', { dir: 'ltr', class: 'phone' }, r.to)),
+			h('td', { class: 'nowrap', 'data-label': t('messages.col_to') }, ltr(r.to, 'phone')),
 			h('td', { 'data-label': t('messages.col_channel') }, tOr(`channel.${r.channel}`, r.channel)),
-			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? h('span', { class: 'reason', dir: 'auto', title: r.status_reason }, reasonText(r.status_reason)) : null),
-			h('td', { class: 'col-body', 'data-label': t('messages.col_message') }, h('span', { class: 'body-excerpt', dir: 'auto' }, text)),
+			h('td', { 'data-label': t('messages.col_status') }, badge('status', r.status), r.status_reason ? reasonEl(r.status_reason, { class: 'reason' }) : null),
+			h('td', { class: 'col-body', 'data-label': t('messages.col_message') }, h('span', { class: 'body-excerpt', dir: 'auto', translate: 'no' }, text)),
 			h('td', { class: 'row-actions' },
 				h('button', { type: 'button', class: 'small', onclick: () => openDetail(r.id), 'aria-label': t('messages.view_label', { to: r.to }) }, t('messages.view')),
 				r.status === 'failed' ? retryButton(r, 'small') : null));
@@ -249,6 +250,7 @@ export function mount(el, ctx, params) {
 	const timeline = h('ol', { class: 'timeline', id: 'timeline' });
 	function renderDetail(r) {
 		shown = r;
+		dialog.dataset.id = r.id;
 		const kv = (label, value, opts = {}) => (value == null || value === '' ? null : [h('dt', {}, label), h('dd', opts, value)]);
 		fill(dialog,
 			h('div', { class: 'dialog-head' },
@@ -257,24 +259,24 @@ export function mount(el, ctx, params) {
 			h('div', { class: 'detail-body' },
 				h('div', { class: 'detail-status' }, badge('status', r.status, 'detail-status'), r.status === 'failed' ? retryButton(r) : null),
 				h('dl', { class: 'kv' },
-					kv(t('messages.col_to'), h('span', { dir: 'ltr' }, r.to)),
+					kv(t('messages.col_to'), ltr(r.to, 'phone')),
 					kv(t('messages.col_channel'), tOr(`channel.${r.channel}`, r.channel)),
-					kv(t('messages.reason'), reasonText(r.status_reason), { dir: 'auto', title: r.status_reason }),
-					kv(t('messages.template'), r.template),
-					kv(t('messages.patient'), r.patient_id),
+					kv(t('messages.reason'), r.status_reason ? reasonEl(r.status_reason, { id: 'detail-reason' }) : ''),
+					kv(t('messages.template'), r.template ? codeNode(r.template) : ''),
+					kv(t('messages.patient'), r.patient_id ? ltr(r.patient_id) : ''),
 					kv(t('messages.language'), r.language ? t(`lang.${r.language}`) : ''),
-					kv(t('messages.provider'), r.provider),
+					kv(t('messages.provider'), r.provider ? ltr(r.provider, 'provider') : ''),
 					kv(t('messages.attempts'), r.attempts ? fmtNumber(r.attempts) : '', { id: 'detail-attempts', dataset: { value: r.attempts } }),
-					kv(t('messages.error'), r.error_code || r.error_message ? `${r.error_code || ''} ${r.error_message || ''}`.trim() : '', { dir: 'auto' }),
+					kv(t('messages.error'), errorNodes(r), { id: 'detail-error' }),
 					kv(t('messages.encoding'), r.encoding ? t(`encoding.${r.encoding}`) : ''),
 					kv(t('compose.segments'), r.channel === 'sms' && r.segments ? fmtNumber(r.segments) : ''),
-					kv(t('messages.cost'), r.cost ? `${fmtNumber(r.cost, { maximumFractionDigits: 4 })} ${r.currency || ''}` : ''),
+					kv(t('messages.cost'), r.cost ? (r.currency ? fmtMoney(r.cost, r.currency) : fmtNumber(r.cost, { maximumFractionDigits: 4 })) : ''),
 					kv(t('messages.created'), fmtDateTime(r.created)),
 					kv(t('messages.sent_at'), r.sent_at ? fmtDateTime(r.sent_at) : ''),
 					kv(t('messages.delivered_at'), r.delivered_at ? fmtDateTime(r.delivered_at) : ''),
 					kv(t('messages.read_at'), r.read_at ? fmtDateTime(r.read_at) : '')),
-				r.subject ? h('p', { class: 'subject', dir: 'auto' }, r.subject) : null,
-				h('div', { class: 'bubble', dir: 'auto', id: 'detail-body' }, r.body || ''),
+				r.subject ? h('p', { class: 'subject', dir: 'auto', translate: 'no' }, r.subject) : null,
+				h('div', { class: 'bubble', dir: 'auto', id: 'detail-body', translate: 'no' }, r.body || ''),
 				h('h3', {}, t('messages.timeline')),
 				timeline));
 	}
@@ -283,13 +285,14 @@ export function mount(el, ctx, params) {
 		try {
 			const logs = await pb.collection('message_logs').getFullList({ filter: pb.filter('message = {:id}', { id }), sort: 'created,id' });
 			if (!alive || openId !== id) return;
+			timeline.dataset.id = id;
 			fill(timeline, logs.length ? logs.map((l) => h('li', { dataset: { event: l.event, status: l.status || '' } },
 				h('time', { datetime: l.created }, fmtTime(l.created)),
 				h('span', { class: 'event' }, tOr(`event.${l.event}`, l.event)),
 				l.status ? badge('status', l.status) : null,
-				l.provider ? h('span', { class: 'muted' }, l.provider) : null,
+				l.provider ? h('span', { class: 'muted' }, ltr(l.provider, 'provider')) : null,
 				l.error_code ? h('code', {}, l.error_code) : null,
-				detailText(l.detail))) : h('li', { class: 'muted' }, t('messages.no_logs')));
+				detailEl(l.detail))) : h('li', { class: 'muted' }, t('messages.no_logs')));
 		} catch (err) {
 			if (ctx.fail(err)) return;
 			fill(timeline, h('li', { class: 'form-error' }, errorText(err)));
@@ -356,11 +359,14 @@ function phoneQuery(v) {
 	return d;
 }
 
-function detailText(detail) {
-	if (!detail || typeof detail !== 'object') return null;
-	const parts = Object.entries(detail)
-		.filter(([, v]) => v != null && v !== '' && typeof v !== 'object')
-		.map(([k, v]) => `${k}: ${v}`);
-	return parts.length ? h('span', { class: 'muted small', dir: 'ltr' }, parts.join(' · ')) : null;
+/**
+ * a failed message's error: the provider's code, and its explanation on an English screen
+ * (the provider writes it in English; an Arabic screen keeps it in the title).
+ */
+function errorNodes(r) {
+	if (!r.error_code && !r.error_message) return '';
+	const code = r.error_code ? codeNode(r.error_code) : null;
+	if (!r.error_message) return code;
+	if (getLang() === 'en') return h('span', { dir: 'auto' }, code, code ? ' ' : null, r.error_message);
+	return h('span', { title: r.error_message }, code, code ? ' ' : null, h('span', { class: 'muted small' }, `(${t('messages.error_hidden')})`));
 }
-

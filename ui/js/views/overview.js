@@ -4,6 +4,7 @@
 // part is missing, so an older or newer server never blanks the page.
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import { stats, health, errorText } from '../api.js';
+import { healthNoteEl, ltr } from '../codes.js';
 import { watch } from '../live.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtPercent, fmtMoney, fmtSeconds, fmtDay, fmtDateTime, fmtTime } from '../i18n.js';
@@ -276,7 +277,7 @@ function providerBlock(bp) {
 	return h('table', { class: 'compact' },
 		h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('overview.col_provider')), h('th', { scope: 'col', class: 'num' }, t('overview.col_count')), h('th', { scope: 'col', class: 'num' }, t('overview.success_rate')))),
 		h('tbody', {}, rows.map(([name, p]) => h('tr', {},
-			h('th', { scope: 'row' }, name),
+			h('th', { scope: 'row' }, ltr(name, 'provider')),
 			h('td', { class: 'num' }, fmtNumber(p.total ?? 0)),
 			h('td', { class: 'num' }, p.final ? fmtPercent(p.success_rate) : '—')))));
 }
@@ -295,11 +296,11 @@ function channelHealth(name, ch) {
 	return h('div', { class: 'health-card', id: `health-${name}` },
 		h('div', { class: 'panel-head' }, h('h3', {}, tOr(`channel.${name}`, name)), badge('health', ch.status)),
 		h('dl', { class: 'kv' },
-			h('dt', {}, t('health.provider')), h('dd', {}, ch.provider || '—'),
+			h('dt', {}, t('health.provider')), h('dd', {}, ch.provider ? ltr(ch.provider, 'provider') : '—'),
 			ch.error_rate != null ? [h('dt', {}, t('health.error_rate')), h('dd', {}, fmtPercent(ch.error_rate))] : null,
 			h('dt', {}, t('health.checked')), h('dd', {}, ch.checked_at ? fmtDateTime(ch.checked_at) : '—'),
-			ch.fallback ? [h('dt', {}, t('health.fallback')), h('dd', {}, `${ch.fallback.provider || '—'} · `, badge('health', ch.fallback.status))] : null),
-		ch.detail ? h('p', { class: 'muted small', lang: 'en', dir: 'auto' }, ch.detail) : null);
+			ch.fallback ? [h('dt', {}, t('health.fallback')), h('dd', {}, ch.fallback.provider ? ltr(ch.fallback.provider, 'provider') : '—', ' · ', badge('health', ch.fallback.status))] : null),
+		healthNoteEl(ch));
 }
 
 function outboxBlock(ob) {

@@ -1,6 +1,7 @@
 // Patient preferences: language, channels, categories and opt-outs per patient; a clinic
 // admin edits them (an opt-out heard at the desk goes here).
 import { fieldErrors, errorText } from '../api.js';
+import { ltr } from '../codes.js';
 import { h, fill, debounce } from '../dom.js';
 import { t, tOr, fmtNumber, fmtDateTime, asciiDigits } from '../i18n.js';
 import { recordDialog, CATEGORIES } from '../form.js';
@@ -67,8 +68,8 @@ export function mount(el, ctx) {
 		const cats = p.categories && typeof p.categories === 'object'
 			? Object.entries(p.categories).filter(([, v]) => v === false).map(([k]) => tOr(`category.${k}`, k)) : [];
 		return h('tr', { dataset: { id: p.id } },
-			h('td', { 'data-label': t('prefs.patient') }, p.patient_id || '—', p.email ? h('div', { class: 'muted small', dir: 'ltr' }, p.email) : null),
-			h('td', { 'data-label': t('prefs.phone') }, h('span', { dir: 'ltr' }, p.phone || '—')),
+			h('td', { 'data-label': t('prefs.patient') }, p.patient_id ? ltr(p.patient_id) : '—', p.email ? h('div', { class: 'muted small' }, ltr(p.email, 'email')) : null),
+			h('td', { 'data-label': t('prefs.phone') }, p.phone ? ltr(p.phone, 'phone') : '—'),
 			h('td', { 'data-label': t('prefs.language') }, p.language ? t(`lang.${p.language}`) : '—'),
 			h('td', { 'data-label': t('prefs.channels') }, h('div', { class: 'tags' }, on('sms', t('channel.sms')), on('whatsapp', t('channel.whatsapp')), on('email_enabled', t('channel.email'))),
 				cats.length ? h('div', { class: 'muted small' }, t('prefs.categories_off', { list: cats.join('، ') })) : null),

@@ -48,8 +48,8 @@ export function mount(el, ctx) {
 	function body(lang, subject, text) {
 		return h('div', { class: 'template-body' },
 			h('p', { class: 'legend' }, t(`lang.${lang}`)),
-			subject ? h('p', { class: 'subject', dir: 'auto', lang }, subject) : null,
-			text ? h('div', { class: 'bubble', dir: 'auto', lang }, text) : h('p', { class: 'muted' }, t('templates.no_text')));
+			subject ? h('p', { class: 'subject', dir: 'auto', lang, translate: 'no' }, subject) : null,
+			text ? h('div', { class: 'bubble', dir: 'auto', lang, translate: 'no' }, text) : h('p', { class: 'muted' }, t('templates.no_text')));
 	}
 
 	function edit(x) {
