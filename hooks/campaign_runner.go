@@ -566,7 +566,7 @@ func (c *Campaigns) cancelBatch(id string) error {
 		}
 		for _, m := range recs {
 			_, err := c.s.store.Transition(tx, m, store.Change{To: providers.StatusCanceled,
-				Set:   map[string]any{"status_reason": "campaign canceled", "next_attempt_at": ""},
+				Set:   map[string]any{"status_reason": "campaign_canceled: the campaign was canceled", "next_attempt_at": ""},
 				Audit: store.Entry{Event: "canceled", Detail: map[string]any{"campaign": id}}})
 			if err != nil {
 				return fmt.Errorf("failed to cancel message %s: %w", m.Id, err)

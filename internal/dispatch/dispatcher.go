@@ -431,7 +431,7 @@ func (d *Dispatcher) promoteScheduled() error {
 			n = len(recs)
 			for _, r := range recs {
 				_, err := d.store.Transition(tx, r, store.Change{To: providers.StatusQueued,
-					Audit: store.Entry{Event: "queued", Detail: map[string]any{"reason": "send_at reached"}}})
+					Audit: store.Entry{Event: "queued", Detail: map[string]any{"reason": "send_at_reached"}}})
 				if err != nil {
 					return err
 				}
