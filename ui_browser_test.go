@@ -374,7 +374,7 @@ func (b *browser) checkMissingVars(t *testing.T, missing []string, msg string) {
 // addresses, tokens with a digit or an underscore (ids, numbers, codes), product and
 // vendor names, and the proper names the test seeds (seededNames).
 const latinProseJS = `((names) => {
-	const allow = new Set(["clinicmsg", "sms", "whatsapp", "twilio", "unifonic", "mock", "csv", "gsm", "ucs", "utc", ...names.map(n => n.toLowerCase())]);
+	const allow = new Set(["clinicmsg", "sms", "whatsapp", "twilio", "unifonic", "mock", "csv", "gsm", "ucs", "utc", "smtp", ...names.map(n => n.toLowerCase())]);
 	const out = [];
 	const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 	for (let n; (n = walker.nextNode());) {

@@ -221,6 +221,7 @@ export function detailEl(detail) {
 // joined by "; ". Each known sentence is a code with its parameters.
 const NOTES = [
 	[/^check passed/, () => ['check_passed', {}]],
+	[/^email is not set up: .*$/, () => ['email_unconfigured', {}]],
 	[/^no provider is configured for this channel/, () => ['no_provider', {}]],
 	[/^the provider has no health check; status from its recent error rate/, () => ['no_check', {}]],
 	[/^the fallback provider (\S+) is (\w+)/, (m) => ['fallback', { provider: m[1], status: m[2] }]],
