@@ -55,7 +55,7 @@ type Config struct {
 	DefaultRegion   string
 
 	// Dispatcher tuning; defaults suit a small VM.
-	Workers       int           // sends in flight, default 32
+	Workers       int           // sends in flight; 0 (default): learned from the provider
 	ClaimBatch    int           // rows claimed per transaction, default 100
 	Lease         time.Duration // how long a claimed row is ours, default 2m
 	SendTimeout   time.Duration // one provider call, default 30s
@@ -171,9 +171,9 @@ func (c *Config) setDefaults() {
 	if c.DefaultRegion == "" {
 		c.DefaultRegion = "SA"
 	}
-	if c.Workers <= 0 {
-		c.Workers = 32
-	}
+	// Workers 0 (CLINICMSG_WORKERS unset): the dispatcher learns how many sends the
+	// provider takes at once (dispatch.Concurrency).
+	c.Workers = max(c.Workers, 0)
 	if c.ClaimBatch <= 0 {
 		c.ClaimBatch = 100
 	}

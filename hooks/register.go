@@ -237,7 +237,7 @@ func (s *Service) vendorProvider(name string) (providers.Provider, error) {
 func (s *Service) newDispatcher() *dispatch.Dispatcher {
 	c := s.cfg
 	return dispatch.New(s.app, s.store, s.writer, s.Router, dispatch.Config{
-		Workers: c.Workers, ClaimBatch: c.ClaimBatch, Lease: c.Lease, SendTimeout: c.SendTimeout,
+		Workers: c.Workers, Rate: c.TwilioMPS + c.UnifonicMPS, ClaimBatch: c.ClaimBatch, Lease: c.Lease, SendTimeout: c.SendTimeout,
 		SweepInterval: c.SweepInterval, ShutdownGrace: c.ShutdownGrace, MaxAttempts: c.MaxAttempts,
 		RetryBackoff: c.RetryBackoff,
 	}, dispatchEnv{s})

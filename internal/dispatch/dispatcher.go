@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,8 @@ import (
 
 // Config are the dispatcher's settings (hooks.Config carries them from the environment).
 type Config struct {
-	Workers       int           // sends in flight at once
+	Workers       int           // sends in flight at once; 0: learned from the provider (Concurrency)
+	Rate          float64       // segments per second the providers allow (TWILIO_MPS, UNIFONIC_MPS); 0: unknown
 	ClaimBatch    int           // rows claimed per claim
 	Lease         time.Duration // how long a claimed row is ours
 	SendTimeout   time.Duration // one provider request
@@ -61,6 +63,7 @@ type Dispatcher struct {
 	cfg    Config
 	env    Env
 	loop   *worker.Worker
+	slots  *Concurrency
 
 	mu         sync.Mutex
 	started    bool
@@ -74,7 +77,7 @@ type Dispatcher struct {
 
 // New returns a dispatcher that has not started.
 func New(app core.App, st *store.Store, w *store.Writer, router *providers.Router, cfg Config, env Env) *Dispatcher {
-	d := &Dispatcher{app: app, store: st, writer: w, router: router, cfg: cfg, env: env, loop: worker.New()}
+	d := &Dispatcher{app: app, store: st, writer: w, router: router, cfg: cfg, env: env, loop: worker.New(), slots: NewConcurrency(cfg.Workers, cfg.Rate)}
 	d.sendCtx, d.sendCancel = context.WithCancel(context.Background())
 	return d
 }
@@ -142,14 +145,14 @@ func (d *Dispatcher) pass(ctx context.Context, tick bool) {
 	// While many sends are in flight, wait until a few slots are free: a claim is a
 	// transaction of its own, and claiming one row per finished send would spend the
 	// writer on commits. The next tick claims whatever is free.
-	if free := d.cfg.Workers - int(d.busy.Load()); d.busy.Load() == 0 || free >= d.claimThreshold() {
+	if free := d.slots.Limit() - int(d.busy.Load()); d.busy.Load() == 0 || free >= d.claimThreshold() {
 		d.fill(ctx)
 	}
 }
 
 // claimThreshold is how many send slots must be free before a wake-up claims more rows.
 func (d *Dispatcher) claimThreshold() int {
-	return max(1, min(d.cfg.ClaimBatch, d.cfg.Workers/16))
+	return max(1, min(d.cfg.ClaimBatch, d.slots.Limit()/16))
 }
 
 // claimed is one row this process holds the lease on.
@@ -164,7 +167,7 @@ type claimed struct {
 // fill claims as many due rows as there are free send slots and starts their sends.
 func (d *Dispatcher) fill(ctx context.Context) {
 	for ctx.Err() == nil {
-		free := d.cfg.Workers - int(d.busy.Load())
+		free := d.slots.Limit() - int(d.busy.Load())
 		if free <= 0 {
 			return
 		}
@@ -327,8 +330,16 @@ func (d *Dispatcher) send(c claimed) {
 	started := time.Now()
 	receipt, err := p.Send(ctx, msg)
 	cancel()
-	d.env.ObserveSend(c.provider, msg.Channel, time.Since(started), err)
+	took := time.Since(started)
+	d.env.ObserveSend(c.provider, msg.Channel, took, err)
 	d.router.Report(c.provider, err)
+	// The provider's answers set how many sends may be in flight: it answered (even to
+	// refuse this message), or it said it has too many.
+	if pe, ok := providers.AsError(err); ok && pe.HTTPStatus == http.StatusTooManyRequests {
+		d.slots.Throttled()
+	} else if err == nil || providers.ClassOf(err) == providers.ErrPermanent {
+		d.slots.Answered(took)
+	}
 	if err == nil {
 		limiter.Accepted()
 	}
