@@ -127,7 +127,7 @@ appliance's data folder (--dir) beyond opening it, as every clinicmsg command do
 	f.IntVar(&o.b1bMessages, "b1b-messages", 10000, "B1b: messages per variant (at least two requests per client)")
 	f.StringVar(&o.b2Sizes, "b2-recipients", "10000,100000", "B2: campaign sizes, comma-separated")
 	f.IntVar(&o.b3Messages, "b3-messages", 20000, "B3: messages carried end to end")
-	f.IntVar(&o.b3InFlight, "b3-inflight", 256, "B3: sends in flight (CLINICMSG_WORKERS)")
+	f.IntVar(&o.b3InFlight, "b3-inflight", 256, "B3: sends in flight (CLINICMSG_WORKERS); 0 leaves it unset, so the appliance learns it")
 	f.StringVar(&o.b3Create, "b3-create", "seed", "B3: seed (the messages stored before the appliance starts) or api (created through /api/clinicmsg/send while it sends)")
 	f.IntVar(&o.b4Messages, "b4-messages", 20000, "B4: messages sent")
 	f.IntVar(&o.b4InFlight, "b4-inflight", 1024, "B4: sends in flight (CLINICMSG_WORKERS)")

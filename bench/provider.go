@@ -52,16 +52,21 @@ func (s span) String() string {
 
 // twilioEnv configures a child to send SMS through Twilio at apiURL and to have Twilio
 // call it back at its own address.
+// twilioEnv is the appliance's environment for the fake Twilio; workers 0 leaves
+// CLINICMSG_WORKERS unset, so the appliance learns how many sends to keep in flight.
 func twilioEnv(f *providertest.Twilio, apiURL, addr string, workers int) []string {
-	return []string{
+	env := []string{
 		"SMS_PROVIDER=twilio",
 		"TWILIO_ACCOUNT_SID=" + f.AccountSID,
 		"TWILIO_AUTH_TOKEN=" + f.AuthToken,
 		"TWILIO_FROM_NUMBER=" + twilioFrom,
 		"TWILIO_API_URL=" + apiURL,
 		"CLINICMSG_PUBLIC_URL=http://" + addr,
-		fmt.Sprintf("CLINICMSG_WORKERS=%d", workers),
 	}
+	if workers > 0 {
+		env = append(env, fmt.Sprintf("CLINICMSG_WORKERS=%d", workers))
+	}
+	return env
 }
 
 // statusPath is where clinicmsg takes Twilio's status callbacks.

@@ -267,27 +267,51 @@ func (c *Campaigns) RunOnce(ctx context.Context) error {
 		}
 	}
 
-	active, err := app.FindRecordsByFilter("campaigns", "status = 'running' || (status = 'canceled' && finished_at = '')", "created", 0, 0)
-	if err != nil {
-		return fmt.Errorf("failed to find active campaigns: %w", err)
-	}
-	for _, r := range active {
-		if r.GetString("status") == campaignRunning {
-			if err := c.fanOut(ctx, r.Id); err != nil {
+	// Campaigns take turns, a share of batches each, and the list is read again every
+	// round: a campaign created while another clinic's long list is being fanned out gets
+	// its first messages in within a round, not after that list's end. Their messages'
+	// due times interleave, so the claim interleaves them too.
+	seen := map[string]bool{}
+	var order []string
+	for ctx.Err() == nil {
+		active, err := app.FindRecordsByFilter("campaigns", "status = 'running' || (status = 'canceled' && finished_at = '')", "created", 0, 0)
+		if err != nil {
+			return fmt.Errorf("failed to find active campaigns: %w", err)
+		}
+		more := false
+		for _, r := range active {
+			if !seen[r.Id] {
+				seen[r.Id] = true
+				order = append(order, r.Id)
+			}
+			if r.GetString("status") == campaignRunning {
+				left, err := c.fanOut(ctx, r.Id, fairShareBatches)
+				if err != nil {
+					return err
+				}
+				more = more || left
+			} else if err := c.cancelBatch(r.Id); err != nil {
 				return err
 			}
-		} else if err := c.cancelBatch(r.Id); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
-		if ctx.Err() != nil {
-			return nil
+		if !more {
+			break
 		}
-		if err := c.refresh(r.Id); err != nil {
+	}
+	for _, id := range order {
+		if err := c.refresh(id); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// fairShareBatches is how many batches a running campaign fans out before the next
+// campaign's turn.
+const fairShareBatches = 4
 
 // FanOutBatch creates the messages of the next batch of a running campaign's recipients
 // and moves its checkpoint, all in one transaction. It reports whether recipients remain.
@@ -320,13 +344,13 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 // fanOut fans a running campaign out to the end of its list, or until ctx ends. Each batch
 // is checked while the one before it is being stored, so that the checks (phone numbers,
 // templates, preferences) and SQLite's single writer each keep a core busy.
-func (c *Campaigns) fanOut(ctx context.Context, id string) error {
+func (c *Campaigns) fanOut(ctx context.Context, id string, share int) (bool, error) {
 	camp, err := loadCampaign(c.s.app, id)
 	if err != nil {
-		return fmt.Errorf("failed to load campaign %s: %w", id, err)
+		return false, fmt.Errorf("failed to load campaign %s: %w", id, err)
 	}
 	if camp.GetString("status") != campaignRunning {
-		return nil
+		return false, nil
 	}
 	result := resultOf(camp)
 	b, err := c.prepareBatch(camp, camp.GetInt("cursor"))
@@ -334,22 +358,34 @@ func (c *Campaigns) fanOut(ctx context.Context, id string) error {
 		b   *fanBatch
 		err error
 	}
-	for b != nil && err == nil && ctx.Err() == nil {
-		next := make(chan prepared, 1)
-		go func(start int) {
-			nb, err := c.prepareBatch(camp, start)
-			next <- prepared{nb, err}
-		}(b.end)
+	for done := 1; b != nil && err == nil && ctx.Err() == nil; done++ {
+		// The next batch is checked while this one is stored, except after the last of
+		// this turn's share: the next turn resumes from the checkpoint.
+		last := done == share
+		var next chan prepared
+		if !last {
+			next = make(chan prepared, 1)
+			go func(start int) {
+				nb, err := c.prepareBatch(camp, start)
+				next <- prepared{nb, err}
+			}(b.end)
+		}
 		err = c.storeBatch(b, &result)
-		p := <-next
+		var p prepared
+		if next != nil {
+			p = <-next
+		}
 		if errors.Is(err, errCampaignMoved) {
-			return nil // canceled, or taken by another fan-out: the next pass looks again
+			return false, nil // canceled, or taken by another fan-out: the next pass looks again
+		}
+		if last {
+			return err == nil && b.end < b.total, err
 		}
 		if err == nil {
 			b, err = p.b, p.err
 		}
 	}
-	return err
+	return false, err
 }
 
 // fanBatch is one batch of a campaign's recipients, checked and ready to store.
