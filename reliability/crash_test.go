@@ -267,7 +267,7 @@ func TestCrashRecovery(t *testing.T) {
 	c.check(pending == 0, "%d messages were still queued or sending after the settle time", pending)
 
 	// Messages whose delivery callback was lost while clinicmsg was down wait in "sent".
-	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su)
+	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su, fake, callbacks, 300*time.Millisecond)
 
 	// Every message is final.
 	msgs := a.api.records(t, su, "messages", "", "id,to,status,status_reason,campaign,idempotency_key,provider_message_id,attempts")
@@ -418,13 +418,28 @@ func TestCrashRecovery(t *testing.T) {
 	})
 }
 
+// waitCallbacksLanded waits, up to 10s, until every status callback the fake owes has
+// landed. The fake acts a message out in steps a step apart ("sent", then its outcome), and
+// sets the outcome just before posting the last callback; so once no message at the fake is
+// still "sent" and no callback has come for two steps, none is on its way.
+func waitCallbacksLanded(fake *providertest.Twilio, callbacks *proxy, step time.Duration) bool {
+	return poll(10*time.Second, 20*time.Millisecond, func() bool {
+		for _, m := range fake.Messages() {
+			if m.Status == "sent" {
+				return false
+			}
+		}
+		return !callbacks.activeWithin(2 * step)
+	})
+}
+
 // recoverStragglers brings messages left "sent" (their delivery callback came while
 // clinicmsg was down, and Twilio does not retry it) to their final status: in the soak, by
 // the product's own status poll once they are old enough for it; in the short run, by the
 // refresh route, which asks Twilio the same question at once.
-func recoverStragglers(t testing.TB, c *checks, a *appliance, su string) (stragglers, recovered int, by string) {
+func recoverStragglers(t testing.TB, c *checks, a *appliance, su string, fake *providertest.Twilio, callbacks *proxy, step time.Duration) (stragglers, recovered int, by string) {
 	t.Helper()
-	time.Sleep(2 * time.Second) // callbacks still on their way land first
+	waitCallbacksLanded(fake, callbacks, step) // callbacks still on their way land first
 	left := a.api.records(t, su, "messages", "status='sent'", "id,sent_at")
 	if len(left) == 0 {
 		return 0, 0, "none needed"
@@ -549,22 +564,12 @@ func TestGracefulStopDuringBusySend(t *testing.T) {
 	a.startHealthy()
 	t.Logf("%v: restarted", time.Now().Format(time.StampMilli))
 	poll(time.Minute, 300*time.Millisecond, func() bool { return a.api.count(t, su, "messages", "status='queued'||status='sending'") == 0 })
-	// The last callbacks: the fake marks a message delivered 100ms after posting its "sent"
-	// callback and just before posting the last one, so once every message is delivered there
-	// and no callback has come for 200ms, every callback has landed.
-	poll(10*time.Second, 20*time.Millisecond, func() bool {
-		for _, m := range fake.Messages() {
-			if m.Status != "delivered" {
-				return false
-			}
-		}
-		return !callbacks.activeWithin(200 * time.Millisecond)
-	})
+	waitCallbacksLanded(fake, callbacks, 100*time.Millisecond) // the last callbacks
 	// Sends that finished during the shutdown grace had their callbacks come while the HTTP
 	// server was already closed.
 	t.Logf("%v: settled", time.Now().Format(time.StampMilli))
 	fake.SetLatency(0)
-	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su)
+	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su, fake, callbacks, 100*time.Millisecond)
 	t.Logf("%v: recovered", time.Now().Format(time.StampMilli))
 	msgs := a.api.records(t, su, "messages", "", "id,to,status")
 	perTo := map[string]int{}

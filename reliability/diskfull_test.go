@@ -184,7 +184,7 @@ func TestDiskFull(t *testing.T) {
 
 	// Nothing acknowledged is lost; everything reaches a final status.
 	waitQuiet(time.Minute)
-	stragglers, _, _ := recoverStragglers(t, c, a, su)
+	stragglers, _, _ := recoverStragglers(t, c, a, su, fake, callbacks, 50*time.Millisecond)
 	msgs := a.api.records(t, su, "messages", "", "id,status,next_attempt_at")
 	byID := map[string]map[string]any{}
 	byStatus := map[string]int{}
