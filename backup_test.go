@@ -88,20 +88,21 @@ func TestBinaryRestoreInPlace(t *testing.T) {
 	pid := a.cmd.Process.Pid
 	noContent(t, a, "POST", "/api/backups/before.zip/restore", su, "")
 	// The process re-executes itself (same pid) on the restored folder.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", a.client.base+"/api/collections/messages/records/"+after["id"].(string), nil)
+	gone := poll(30*time.Second, 100*time.Millisecond, func() bool {
+		req, err := http.NewRequest("GET", a.client.base+"/api/collections/messages/records/"+after["id"].(string), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.Header.Set("Authorization", tok)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 404 {
-				break
-			}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false // the process is re-executing
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the message created after the backup is still there 30s after the restore\n%s", a.logs)
-		}
-		time.Sleep(100 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == 404
+	})
+	if !gone {
+		t.Fatalf("the message created after the backup is still there 30s after the restore\n%s", a.logs)
 	}
 	if a.cmd.ProcessState != nil || a.cmd.Process.Pid != pid {
 		t.Fatalf("expected the same process to serve the restored data")
@@ -171,27 +172,24 @@ func TestLitestreamRestore(t *testing.T) {
 			continue
 		}
 		ids = append(ids, id)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the load: a clinic's app creating at its own pace for 20s
 	}
 	t.Logf("%d messages created in 20s with Litestream replicating; %d creates failed", len(ids), lockFailures)
 
 	// The replica catches up within seconds: restore until the last message is in it.
 	last := ids[len(ids)-1]
 	acked := time.Now()
-	for probe := 0; ; probe++ {
+	caughtUp := poll(30*time.Second, 200*time.Millisecond, func() bool {
 		out := filepath.Join(t.TempDir(), "probe.db")
 		if o, err := exec.Command(ls, "restore", "-o", out, "file://"+replica).CombinedOutput(); err != nil {
 			t.Fatalf("litestream restore: %v: %s", err, o)
 		}
-		if hasMessage(t, out, last) {
-			t.Logf("the replica had the last message %v after it was acknowledged", time.Since(acked).Round(100*time.Millisecond))
-			break
-		}
-		if time.Since(acked) > 30*time.Second {
-			t.Fatalf("the replica lacks the last message 30s after it was acknowledged\n%s", lsLogs)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return hasMessage(t, out, last)
+	})
+	if !caughtUp {
+		t.Fatalf("the replica lacks the last message 30s after it was acknowledged\n%s", lsLogs)
 	}
+	t.Logf("the replica had the last message %v after it was acknowledged", time.Since(acked).Round(100*time.Millisecond))
 
 	// The VM dies: no graceful stop, messages mid-send.
 	_ = a.cmd.Process.Kill()
@@ -216,20 +214,15 @@ func TestLitestreamRestore(t *testing.T) {
 	var pending []string
 	deadline := time.Now().Add(30 * time.Second)
 	for _, id := range ids {
-		for {
-			got := b.call("GET", "/api/collections/messages/records/"+id, staff, nil, 200)
-			s := got["status"].(string)
-			if s == "delivered" {
-				break
-			}
-			if s == "sent" {
-				pending = append(pending, id)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("message %s is %s after the restore\n%s", id, s, b.logs)
-			}
-			time.Sleep(50 * time.Millisecond)
+		var s string
+		if !poll(time.Until(deadline), 50*time.Millisecond, func() bool {
+			s = b.call("GET", "/api/collections/messages/records/"+id, staff, nil, 200)["status"].(string)
+			return s == "delivered" || s == "sent"
+		}) {
+			t.Fatalf("message %s is %s after the restore\n%s", id, s, b.logs)
+		}
+		if s == "sent" {
+			pending = append(pending, id)
 		}
 	}
 	for _, id := range pending {

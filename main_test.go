@@ -160,17 +160,27 @@ func (a *appliance) staffToken() string {
 }
 
 func (a *appliance) waitStatus(tok, id, status string, within time.Duration) map[string]any {
-	deadline := time.Now().Add(within)
-	for {
-		got := a.call("GET", "/api/collections/messages/records/"+id, tok, nil, 200)
-		if got["status"] == status {
-			return got
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("expected %s within %v, got %v\n%s", status, within, got["status"], a.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got map[string]any
+	if !poll(within, 50*time.Millisecond, func() bool {
+		got = a.call("GET", "/api/collections/messages/records/"+id, tok, nil, 200)
+		return got["status"] == status
+	}) {
+		a.t.Fatalf("expected %s within %v, got %v\n%s", status, within, got["status"], a.logs.String())
 	}
+	return got
+}
+
+// poll checks cond every interval until it holds or within has passed, and reports whether
+// it held: the one place these tests sleep while they wait for the appliance.
+func poll(within, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
 }
 
 // TestBinaryEndToEnd drives the built binary over HTTP knowing only the public contract:
@@ -444,18 +454,17 @@ type client struct {
 }
 
 func (c *client) waitHealthy() {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	healthy := poll(20*time.Second, 50*time.Millisecond, func() bool {
 		res, err := http.Get(c.base + "/api/health")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	if !healthy {
+		c.t.Fatal("clinicmsg did not become healthy within 20s")
 	}
-	c.t.Fatal("clinicmsg did not become healthy within 20s")
 }
 
 func (c *client) call(method, path, token string, body any, want int) map[string]any {

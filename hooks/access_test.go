@@ -91,10 +91,10 @@ func TestTenantIsolation(t *testing.T) {
 
 	t.Run("nothing changed", func(t *testing.T) {
 		must(t, e.countMessages("") == 1, "expected 1 message, got %d", e.countMessages(""))
-		tpl, _ := e.app.FindRecordById("templates", tplA.Id)
-		must(t, tpl.GetString("body_en") == "A" && tpl.GetString("clinic") == e.clinicA.Id, "template changed: %v", tpl)
-		pref, _ := e.app.FindRecordById("preferences", prefA.Id)
-		must(t, !pref.GetBool("opted_out"), "preference changed")
+		tpl, err := e.app.FindRecordById("templates", tplA.Id)
+		must(t, err == nil && tpl.GetString("body_en") == "A" && tpl.GetString("clinic") == e.clinicA.Id, "template changed: %v %v", tpl, err)
+		pref, err := e.app.FindRecordById("preferences", prefA.Id)
+		must(t, err == nil && !pref.GetBool("opted_out"), "preference changed: %v %v", pref, err)
 		msg := e.message(msgA.str("id"))
 		must(t, msg.GetString("body") == "A's message", "message changed")
 	})
@@ -109,13 +109,14 @@ func TestTenantIsolation(t *testing.T) {
 	})
 
 	t.Run("users cannot change their own clinic or role", func(t *testing.T) {
-		u, _ := e.app.FindAuthRecordByEmail("users", "staffa@example.com")
+		u, err := e.app.FindAuthRecordByEmail("users", "staffa@example.com")
+		must(t, err == nil, "staffA: %v", err)
 		res := e.do("PATCH", "/api/collections/users/records/"+u.Id, "staffA", map[string]any{"clinic": e.clinicB.Id})
 		must(t, res.Status >= 400 && res.Status < 500, "expected 4xx, got %d", res.Status)
 		res = e.do("PATCH", "/api/collections/users/records/"+u.Id, "staffA", map[string]any{"role": "admin"})
 		must(t, res.Status >= 400 && res.Status < 500, "expected 4xx, got %d", res.Status)
-		u, _ = e.app.FindAuthRecordByEmail("users", "staffa@example.com")
-		must(t, u.GetString("clinic") == e.clinicA.Id && u.GetString("role") == "staff", "user changed: %v", u)
+		u, err = e.app.FindAuthRecordByEmail("users", "staffa@example.com")
+		must(t, err == nil && u.GetString("clinic") == e.clinicA.Id && u.GetString("role") == "staff", "user changed: %v %v", u, err)
 	})
 
 	t.Run("superuser sees every clinic", func(t *testing.T) {

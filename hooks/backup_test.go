@@ -64,16 +64,13 @@ func TestBackupRestoreDrill(t *testing.T) {
 	defer p.stop()
 
 	// Back up once the queue holds every state in flight.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c := statusCounts(t, src)
-		if c["queued"] >= 3 && c["sending"] >= 1 && c["sent"]+c["delivered"] >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the queue never held queued, sending and sent messages at once: %v", c)
-		}
-		time.Sleep(2 * time.Millisecond)
+	var c map[string]int
+	inFlight := poll(20*time.Second, func() bool {
+		c = statusCounts(t, src)
+		return c["queued"] >= 3 && c["sending"] >= 1 && c["sent"]+c["delivered"] >= 3
+	})
+	if !inFlight {
+		t.Fatalf("the queue never held queued, sending and sent messages at once: %v", c)
 	}
 	backupStart := time.Now()
 	err := src.app.CreateBackup(context.Background(), "drill.zip")
@@ -271,30 +268,18 @@ func statusCounts(t *testing.T, e *env) map[string]int {
 // waitQueueDrained waits until no message is queued, sending or scheduled.
 func waitQueueDrained(t *testing.T, e *env, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c := statusCounts(t, e)
-		if c["queued"]+c["sending"]+c["scheduled"] == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the restored queue did not drain within %v: %v", within, c)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var c map[string]int
+	if !poll(within, func() bool { c = statusCounts(t, e); return c["queued"]+c["sending"]+c["scheduled"] == 0 }) {
+		t.Fatalf("the restored queue did not drain within %v: %v", within, c)
 	}
 }
 
 // waitFinal waits until the message reaches a final status, and returns it either way.
 func waitFinal(t *testing.T, e *env, id string, within time.Duration) *core.Record {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		rec := e.message(id)
-		if slices.Contains(finalStatuses, rec.GetString("status")) || time.Now().After(deadline) {
-			return rec
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var rec *core.Record
+	poll(within, func() bool { rec = e.message(id); return slices.Contains(finalStatuses, rec.GetString("status")) })
+	return rec
 }
 
 func countBodies(reqs []providertest.Request) map[string]int {
@@ -378,10 +363,12 @@ func (p *producer) messages() []produced {
 }
 
 func (p *producer) waitAcked(n int) {
-	deadline := time.Now().Add(10 * time.Second)
-	for p.acked() < n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	p.e.t.Helper()
+	waitFor(p.e.t, 10*time.Second, fmt.Sprintf("%d creates acknowledged", n), func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.made) >= n || p.err != nil // stop reports a producer that failed
+	})
 }
 
 // createMessage is env.do for another goroutine: it returns errors instead of failing.

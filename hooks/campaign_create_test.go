@@ -32,7 +32,10 @@ func TestReadCampaignBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	whole, _ := partsOf(parsed)
+	whole, err := partsOf(parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(whole.parts[0]) != want {
 		t.Fatalf("the whole list encodes as the streamed one: %s", whole.parts[0])
 	}

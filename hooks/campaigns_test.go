@@ -1,6 +1,7 @@
 package hooks_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -27,17 +28,30 @@ func (e *env) campaign(id string) *core.Record {
 
 func (e *env) waitCampaign(id, status string, within time.Duration) *core.Record {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r := e.campaign(id)
-		if r.GetString("status") == status {
-			return r
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("campaign %s: expected %s within %v, got %s (cursor %d of %d)", id, status, within, r.GetString("status"), r.GetInt("cursor"), r.GetInt("total"))
-		}
-		time.Sleep(20 * time.Millisecond)
+	var r *core.Record
+	if !poll(within, func() bool { r = e.campaign(id); return r.GetString("status") == status }) {
+		e.t.Fatalf("campaign %s: expected %s within %v, got %s (cursor %d of %d)", id, status, within, r.GetString("status"), r.GetInt("cursor"), r.GetInt("total"))
 	}
+	return r
+}
+
+// waitFannedOut waits until the campaign's checkpoint has passed its whole list of total.
+func (e *env) waitFannedOut(id string, total int, within time.Duration) {
+	e.t.Helper()
+	var cursor int
+	if !poll(within, func() bool { cursor = e.campaign(id).GetInt("cursor"); return cursor >= total }) {
+		e.t.Fatalf("campaign %s: expected its %d recipients fanned out within %v, the cursor is at %d", id, total, within, cursor)
+	}
+}
+
+// count runs a COUNT query, failing the test if it cannot.
+func (e *env) count(query string, params map[string]any) int {
+	e.t.Helper()
+	var n int
+	if err := e.app.DB().NewQuery(query).Bind(params).Row(&n); err != nil {
+		e.t.Fatalf("failed to count (%s): %v", query, err)
+	}
+	return n
 }
 
 func TestCampaignOf10000RecipientsInOneRequest(t *testing.T) {
@@ -54,24 +68,23 @@ func TestCampaignOf10000RecipientsInOneRequest(t *testing.T) {
 	must(t, res.Body["total"] == float64(10_003), "expected total 10003, got %v", res.Body["total"])
 	id := res.str("id")
 
-	deadline := time.Now().Add(60 * time.Second)
-	for e.campaign(id).GetInt("cursor") < 10_003 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.waitFannedOut(id, 10_003, 60*time.Second)
 	must(t, e.countMessages("campaign = '"+id+"'") == 10_000, "expected 10000 messages, got %d", e.countMessages("campaign = '"+id+"'"))
-	var keys int
-	_ = e.app.DB().NewQuery("SELECT COUNT(DISTINCT idempotency_key) FROM messages WHERE campaign = {:c}").Bind(map[string]any{"c": id}).Row(&keys)
+	keys := e.count("SELECT COUNT(DISTINCT idempotency_key) FROM messages WHERE campaign = {:c}", map[string]any{"c": id})
 	must(t, keys == 10_000, "expected 10000 distinct recipients, got %d", keys)
 	// Recipient i got the message keyed i, across the list's stored parts.
-	var misplaced int
-	_ = e.app.DB().NewQuery(`SELECT COUNT(*) FROM messages WHERE campaign = {:c}
-		AND CAST(substr(idempotency_key, length('campaign:' || {:c} || ':') + 1) AS INTEGER) + 10000000 != CAST(substr("to", 6) AS INTEGER)`).
-		Bind(map[string]any{"c": id}).Row(&misplaced)
+	misplaced := e.count(`SELECT COUNT(*) FROM messages WHERE campaign = {:c}
+		AND CAST(substr(idempotency_key, length('campaign:' || {:c} || ':') + 1) AS INTEGER) + 10000000 != CAST(substr("to", 6) AS INTEGER)`,
+		map[string]any{"c": id})
 	must(t, misplaced == 0, "expected each recipient's message under its own index, %d are not", misplaced)
 
-	// The runner refreshes the counters on its next pass.
-	time.Sleep(1200 * time.Millisecond)
-	c := e.campaign(id)
+	// The runner refreshes the counters on its next pass; woken, it makes one now.
+	e.svc.Campaigns.Wake()
+	var c *core.Record
+	poll(10*time.Second, func() bool {
+		c = e.campaign(id)
+		return c.GetInt("queued") == 10_000 && c.GetInt("skipped") == 3
+	})
 	must(t, c.GetInt("queued") == 10_000 && c.GetInt("skipped") == 3, "expected 10000 queued and 3 skipped, got %d and %d", c.GetInt("queued"), c.GetInt("skipped"))
 	result := c.GetString("result")
 	for _, want := range []string{`"index":10000`, `"index":10001`, `"index":10002`, `"field":"to"`} {
@@ -102,7 +115,8 @@ func TestCampaignRecipientsLiveBesideTheCampaign(t *testing.T) {
 	must(t, strings.HasPrefix(parts[0].Recipients, `[{"to":"0550000000","patient_id":"P-0"}`) && strings.Contains(parts[2].Recipients, `"P-2499"`),
 		"expected the list in order: %.80s … %.80s", parts[0].Recipients, parts[2].Recipients)
 	var rowSize int
-	_ = e.app.DB().NewQuery("SELECT LENGTH(COALESCE(recipients, '')) FROM campaigns WHERE id = {:c}").Bind(map[string]any{"c": id}).Row(&rowSize)
+	err = e.app.DB().NewQuery("SELECT LENGTH(COALESCE(recipients, '')) FROM campaigns WHERE id = {:c}").Bind(map[string]any{"c": id}).Row(&rowSize)
+	must(t, err == nil, "failed to read the campaign row: %v", err)
 	must(t, rowSize <= len("null"), "expected no list in the campaign row, got %d bytes", rowSize)
 
 	up := e.do("PATCH", "/api/collections/campaigns/records/"+id, "superuser", map[string]any{"recipients": []string{"0501234567"}})
@@ -110,10 +124,7 @@ func TestCampaignRecipientsLiveBesideTheCampaign(t *testing.T) {
 
 	up = e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffA", map[string]any{"status": "running"})
 	must(t, up.Status == 200, "start: %s", up.Raw)
-	deadline := time.Now().Add(30 * time.Second)
-	for e.campaign(id).GetInt("cursor") < 2_500 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.waitFannedOut(id, 2_500, 30*time.Second)
 	var inOrder int
 	err = e.app.DB().NewQuery("SELECT COUNT(*) FROM messages WHERE campaign = {:c} AND patient_id = 'P-' || SUBSTR(idempotency_key, LENGTH({:c}) + 11)").
 		Bind(map[string]any{"c": id}).Row(&inOrder)
@@ -135,8 +146,14 @@ func TestCampaignFanOutResumesAfterACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clinic, _ := app.FindFirstRecordByData("clinics", "name", "Clinic A")
-	col, _ := app.FindCollectionByNameOrId("campaigns")
+	clinic, err := app.FindFirstRecordByData("clinics", "name", "Clinic A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := app.FindCollectionByNameOrId("campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var list []string
 	for i := range 1_234 {
 		list = append(list, fmt.Sprintf("05%08d", 40_000_000+i))
@@ -155,10 +172,7 @@ func TestCampaignFanOutResumesAfterACrash(t *testing.T) {
 
 	e := newEnvFrom(t, dataDir, func(c *hooks.Config) { c.CampaignBatch = 500 })
 	e.svc.Dispatcher.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	for e.campaign(camp.Id).GetInt("cursor") < 1_234 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitFannedOut(camp.Id, 1_234, 30*time.Second)
 	var rows []struct {
 		Key string `db:"idempotency_key"`
 	}
@@ -216,7 +230,9 @@ func TestCampaignDraftScheduleAndCancel(t *testing.T) {
 	t.Run("a draft waits until started", func(t *testing.T) {
 		res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "status": "draft", "recipients": []string{"0501234567"}})
 		must(t, res.Status == 200 && res.str("status") == "draft", "create: %s", res.Raw)
-		time.Sleep(150 * time.Millisecond)
+		// A whole pass of the runner, which fans out every running campaign, leaves it alone.
+		err := e.svc.Campaigns.RunOnce(context.Background())
+		must(t, err == nil, "runner pass: %v", err)
 		must(t, e.countMessages("campaign = '"+res.str("id")+"'") == 0, "a draft must not fan out")
 		up := e.do("PATCH", "/api/collections/campaigns/records/"+res.str("id"), "staffA", map[string]any{"status": "running"})
 		must(t, up.Status == 200, "start: %s", up.Raw)
@@ -239,21 +255,17 @@ func TestCampaignDraftScheduleAndCancel(t *testing.T) {
 		}
 		res := e.do("POST", "/api/collections/campaigns/records", "staffA", map[string]any{"channel": "sms", "body": "x", "recipients": list})
 		id := res.str("id")
-		deadline := time.Now().Add(5 * time.Second)
-		for e.countMessages("campaign = '"+id+"'") < 40 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitFor(t, 5*time.Second, "the campaign's 40 messages", func() bool { return e.countMessages("campaign = '"+id+"'") >= 40 })
 		up := e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffB", map[string]any{"status": "canceled"})
 		must(t, up.Status == 404, "another clinic cannot cancel, got %d", up.Status)
 		up = e.do("PATCH", "/api/collections/campaigns/records/"+id, "staffA", map[string]any{"status": "canceled"})
 		must(t, up.Status == 200, "cancel: %s", up.Raw)
-		deadline = time.Now().Add(5 * time.Second)
-		for e.countMessages("campaign = '"+id+"' && status = 'canceled'") < 40 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(5*time.Second, func() bool { return e.countMessages("campaign = '"+id+"' && status = 'canceled'") >= 40 })
 		must(t, e.countMessages("campaign = '"+id+"' && status = 'canceled'") == 40, "expected 40 canceled messages")
-		time.Sleep(150 * time.Millisecond)
-		c := e.campaign(id)
+		// The runner's next pass ends the canceled campaign; woken, it makes one now.
+		e.svc.Campaigns.Wake()
+		var c *core.Record
+		poll(5*time.Second, func() bool { c = e.campaign(id); return !c.GetDateTime("finished_at").IsZero() && c.GetInt("skipped") == 40 })
 		must(t, !c.GetDateTime("finished_at").IsZero() && c.GetInt("skipped") == 40, "expected a finished campaign with 40 not sent, got %v", c)
 	})
 
@@ -290,7 +302,9 @@ func TestCampaignRecipientsMigration(t *testing.T) {
 	id := res.str("id")
 	row := func() string {
 		var raw string
-		_ = e.app.DB().NewQuery("SELECT COALESCE(recipients, '') FROM campaigns WHERE id = {:id}").Bind(map[string]any{"id": id}).Row(&raw)
+		if err := e.app.DB().NewQuery("SELECT COALESCE(recipients, '') FROM campaigns WHERE id = {:id}").Bind(map[string]any{"id": id}).Row(&raw); err != nil {
+			t.Fatalf("failed to read the campaign row: %v", err)
+		}
 		return raw
 	}
 

@@ -90,8 +90,14 @@ func TestRestartResumesWork(t *testing.T) {
 	if _, err := hooks.Register(app, testConfig()); err != nil {
 		t.Fatal(err)
 	}
-	clinic, _ := app.FindFirstRecordByData("clinics", "name", "Clinic A")
-	col, _ := app.FindCollectionByNameOrId("messages")
+	clinic, err := app.FindFirstRecordByData("clinics", "name", "Clinic A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := app.FindCollectionByNameOrId("messages")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var queued []string
 	for i := range 5 {
 		rec := core.NewRecord(col)
@@ -104,7 +110,10 @@ func TestRestartResumesWork(t *testing.T) {
 	// Two rows were claimed when the process died: one lease already expired, one not.
 	inFlight := queued[3:]
 	for i, id := range inFlight {
-		rec, _ := app.FindRecordById("messages", id)
+		rec, err := app.FindRecordById("messages", id)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rec.Set("status", "sending")
 		rec.Set("attempts", 1)
 		rec.Set("provider", "mock")
@@ -148,7 +157,8 @@ func TestManyMessagesEachSentOnce(t *testing.T) {
 	err := e.seedQueued(n)
 	must(t, err == nil, "seed: %v", err)
 	e.svc.Dispatcher.Wake()
-	time.Sleep(150 * time.Millisecond)
+	// Stop in the middle: once the first messages are out, with the rest claimed or queued.
+	waitFor(t, 10*time.Second, "the first messages sent", func() bool { return e.countMessages("status = 'sent' || status = 'delivered'") > 0 })
 	e.svc.Stop()
 
 	must(t, e.countMessages("status = 'sending'") == 0, "a stop must leave no row claimed, got %d", e.countMessages("status = 'sending'"))
@@ -195,11 +205,11 @@ func TestRetryAndRefreshRoutes(t *testing.T) {
 		})
 	}
 	// The retried message failed again (permanent number) and has used both attempts.
-	rec := e.waitStatus(failed.str("id"), "failed", 5*time.Second)
-	for rec.GetInt("attempts") < 2 {
-		time.Sleep(10 * time.Millisecond)
-		rec = e.waitStatus(failed.str("id"), "failed", 5*time.Second)
-	}
+	var rec *core.Record
+	waitFor(t, 5*time.Second, "the retried message failed after its second attempt", func() bool {
+		rec = e.message(failed.str("id"))
+		return rec.GetString("status") == "failed" && rec.GetInt("attempts") >= 2
+	})
 	must(t, slices.Contains(e.logEvents(rec.Id), "retry_requested:queued"), "expected a retry_requested log: %v", e.logEvents(rec.Id))
 	res := e.do("POST", "/api/clinicmsg/messages/"+failed.str("id")+"/retry", "staffA", nil)
 	must(t, res.Status == 400 && slices.Equal(res.errorFields(), []string{"attempts"}), "expected 400 naming attempts, got %d: %s", res.Status, res.Raw)

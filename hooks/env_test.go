@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
+	"github.com/pocketbase/pocketbase/tools/logger"
 )
 
 // templateDir is a data folder migrated once; every test app starts from a copy of it.
@@ -306,13 +308,22 @@ func (e *env) roundTrip(req *http.Request, who string) response {
 	return out
 }
 
-// requestLog waits (PocketBase writes its request log in batches, every few seconds) until
-// the log holds at least n entries whose URL contains one of paths, or 10 s have passed,
-// and returns them as "status url", oldest first. The log must have been turned on.
+// requestLog waits until the log holds at least n entries whose URL contains one of
+// paths, or 10 s have passed, and returns them as "status url", oldest first. The log must
+// have been turned on. PocketBase writes its log in batches, a few seconds after the last
+// entry; each check writes the batch at once instead of waiting for that.
 func (e *env) requestLog(n int, paths ...string) []string {
 	e.t.Helper()
+	batch, ok := e.app.Logger().Handler().(*logger.BatchHandler)
+	if !ok {
+		e.t.Fatalf("expected PocketBase's batched log, got %T", e.app.Logger().Handler())
+	}
 	var got []string
-	for deadline := time.Now().Add(10 * time.Second); len(got) < n && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	poll(10*time.Second, func() bool {
+		// Blocking: the write is done when WriteAll returns, so the rows below are read after it.
+		if err := batch.WriteAll(context.WithValue(context.Background(), logger.BlockKey, true)); err != nil {
+			e.t.Fatalf("failed to write the request log: %v", err)
+		}
 		got = nil
 		var rows []string
 		if err := e.app.AuxDB().NewQuery("SELECT data FROM _logs ORDER BY created").Column(&rows); err != nil {
@@ -331,7 +342,8 @@ func (e *env) requestLog(n int, paths ...string) []string {
 				}
 			}
 		}
-	}
+		return len(got) >= n
+	})
 	return got
 }
 
@@ -419,17 +431,35 @@ func (e *env) logEvents(id string) []string {
 // waitStatus waits until the message reaches status.
 func (e *env) waitStatus(id, status string, within time.Duration) *core.Record {
 	e.t.Helper()
+	var rec *core.Record
+	if !poll(within, func() bool { rec = e.message(id); return rec.GetString("status") == status }) {
+		e.t.Fatalf("message %s: expected status %s within %v, got %s (log %v)", id, status, within, rec.GetString("status"), e.logEvents(id))
+	}
+	return rec
+}
+
+// waitFor waits until cond holds, and fails the test naming what it waited for if it does
+// not within the given time.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(within, cond) {
+		t.Fatalf("waited %v for %s", within, what)
+	}
+}
+
+// poll checks cond until it holds or within has passed, and reports whether it held. It is
+// the one place the package's tests sleep while they wait for something to happen; a
+// caller that has more to say than waitFor about a condition that never held (the last
+// values it saw) uses poll and fails on its own.
+func poll(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
-	for {
-		rec := e.message(id)
-		if rec.GetString("status") == status {
-			return rec
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("message %s: expected status %s within %v, got %s (log %v)", id, status, within, rec.GetString("status"), e.logEvents(id))
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 func must(t testing.TB, cond bool, format string, args ...any) {

@@ -22,11 +22,9 @@ func TestSingleMessagesOvertakeACampaign(t *testing.T) {
 	camp := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "Flu season", "channel": "sms", "body": "Flu shots are here.", "category": "marketing", "recipients": list})
 	must(t, camp.Status == 200, "campaign: %.300s", camp.Raw)
 	// Let the campaign's messages fill the queue first.
-	deadline := time.Now().Add(10 * time.Second)
-	for e.countMessages("campaign = '"+camp.str("id")+"' && status = 'queued'") < 1000 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	must(t, e.countMessages("campaign = '"+camp.str("id")+"' && status = 'queued'") >= 1000, "expected a campaign backlog")
+	waitFor(t, 10*time.Second, "a campaign backlog of 1000 queued messages", func() bool {
+		return e.countMessages("campaign = '"+camp.str("id")+"' && status = 'queued'") >= 1000
+	})
 
 	lab := e.do("POST", "/api/collections/messages/records", "staffB", map[string]any{"channel": "sms", "to": "0504000001", "body": "Your results are ready.", "category": "results"})
 	appt := e.do("POST", "/api/collections/messages/records", "appA", map[string]any{"channel": "sms", "to": "0504000002", "body": "Your appointment moved to 11:00.", "category": "reminder"})

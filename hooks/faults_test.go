@@ -99,12 +99,12 @@ func (c *chaos) refuse(d time.Duration) {
 	c.mu.Unlock()
 	c.down.Store(true)
 	_ = srv.Close()
+	// The outage itself: the port stays closed for d of real time, as the senders' backoff
+	// (real timers in the dispatcher) is what the scenario measures against it.
 	time.Sleep(d)
-	ln, err := net.Listen("tcp", c.addr)
-	for i := 0; err != nil && i < 100; i++ {
-		time.Sleep(20 * time.Millisecond)
-		ln, err = net.Listen("tcp", c.addr)
-	}
+	var ln net.Listener
+	var err error
+	poll(2*time.Second, func() bool { ln, err = net.Listen("tcp", c.addr); return err == nil })
 	if err != nil {
 		c.t.Errorf("failed to reopen %s: %v", c.addr, err)
 		return
@@ -211,14 +211,12 @@ func (f *faultEnv) send(n int) {
 // settle waits until no message is queued, sending or waiting for a receipt.
 func (f *faultEnv) settle(within time.Duration) {
 	f.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	// It returns either way: a scenario may leave messages "sent" for the status poll, and
+	// verify names any message that did not settle.
+	poll(within, func() bool {
 		n, err := f.app.CountRecords("messages", dbx.NewExp("status IN ('scheduled','queued','sending','sent')"))
-		if err == nil && n == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && n == 0
+	})
 }
 
 // outcome is what a scenario measured.
@@ -365,7 +363,9 @@ func TestProviderFaults(t *testing.T) {
 		f := newFaultEnv(t, false)
 		f.fake.ReplyNext(25, providertest.TwilioError(20429))
 		f.send(n / 2)
-		time.Sleep(300 * time.Millisecond)
+		// The second burst starts once the provider has answered the first one out and taken
+		// a message again.
+		waitFor(t, 10*time.Second, "a send accepted after the first burst of 429s", func() bool { return len(sendsTo(f.fake)) > 25 })
 		f.fake.ReplyNext(25, providertest.TwilioError(20429))
 		f.send(n / 2)
 		f.settle(60 * time.Second)
@@ -408,6 +408,8 @@ func TestProviderFaults(t *testing.T) {
 		start := time.Now()
 		for time.Since(start) < outage*2/3 {
 			f.send(n / 20)
+			// Creates spread over the outage in real time: their retries come due at
+			// different moments of it, which is what the scenario measures.
 			time.Sleep(outage / 20)
 		}
 		wg.Wait()
@@ -481,11 +483,8 @@ func TestCallbackBeforeTheSendOutcomeIsKept(t *testing.T) {
 	f := newFaultEnv(t, false, func(c *hooks.Config) { c.SendTimeout = 400 * time.Millisecond })
 	f.fake.ReplyNext(1, providertest.Reply{Hang: true, Accept: true})
 	f.send(1)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.message(f.ids[0]).GetString("status") != "delivered" && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	rec := f.message(f.ids[0])
+	var rec *core.Record
+	poll(5*time.Second, func() bool { rec = f.message(f.ids[0]); return rec.GetString("status") == "delivered" })
 	must(t, rec.GetString("status") == "delivered",
 		"the delivery report came before the send was reconciled and was dropped: the message is %s (log %v)", rec.GetString("status"), f.logEvents(rec.Id))
 }

@@ -199,16 +199,15 @@ func TestHealthFollowsTheErrorRate(t *testing.T) {
 // waitFinal waits until the message has left the queue for good.
 func (e *env) waitFinal(id string, within time.Duration) {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	finished := poll(within, func() bool {
 		switch e.message(id).GetString("status") {
 		case "delivered", "failed", "undelivered":
-			return
+			return true
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("message %s did not finish within %v: %v", id, within, e.logEvents(id))
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	if !finished {
+		e.t.Fatalf("message %s did not finish within %v: %v", id, within, e.logEvents(id))
 	}
 }
 

@@ -197,17 +197,21 @@ func TestJobRunsNeverOverlap(t *testing.T) {
 		<-release
 		return nil
 	})
-	done := make(chan hooks.JobResult)
+	type run struct {
+		res hooks.JobResult
+		err error
+	}
+	done := make(chan run)
 	go func() {
-		res, _ := e.svc.RunJob(context.Background(), "slow", "test")
-		done <- res
+		res, err := e.svc.RunJob(context.Background(), "slow", "test")
+		done <- run{res, err}
 	}()
 	<-started
 	res, err := e.svc.RunJob(context.Background(), "slow", "test")
 	must(t, errors.Is(err, hooks.ErrJobRunning) && res.Outcome == "skipped", "a second run must be refused, got %v %+v", err, res)
 	close(release)
 	first := <-done
-	must(t, first.Outcome == "ok", "the first run must finish ok, got %+v", first)
+	must(t, first.err == nil && first.res.Outcome == "ok", "the first run must finish ok, got %v %+v", first.err, first.res)
 
 	// Another process (a `clinicmsg jobs run` beside the server) holds the job.
 	e.svc.AddTestJob("shared", func(ctx context.Context) error { return nil })
@@ -225,7 +229,8 @@ func TestJobRunsNeverOverlap(t *testing.T) {
 	must(t, err == nil, "%v", err)
 	res, err = e.svc.RunJob(context.Background(), "shared", "test")
 	must(t, err == nil && res.Outcome == "ok", "a run abandoned by a dead process must not block, got %v %+v", err, res)
-	stale, _ := e.app.FindRecordById("job_runs", fresh)
+	stale, err := e.app.FindRecordById("job_runs", fresh)
+	must(t, err == nil, "the abandoned run: %v", err)
 	must(t, stale.GetString("outcome") == "failed" && strings.Contains(stale.GetString("error"), "abandoned"), "the abandoned run must be closed, got %v", stale)
 }
 

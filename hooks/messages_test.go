@@ -183,9 +183,10 @@ func TestCreateHonoursPreferences(t *testing.T) {
 		})
 	}
 
-	// A skipped message is kept and never sent.
+	// A skipped message is kept and never sent: the dispatcher has sent every queued message
+	// created beside them, and the skipped ones are still untouched.
 	e.svc.Dispatcher.Wake()
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the queued messages sent", func() bool { return e.countMessages("status = 'queued' || status = 'sending'") == 0 })
 	for _, r := range mustFind(t, e, "status = 'skipped'") {
 		must(t, r.GetInt("attempts") == 0 && r.GetString("provider") == "", "a skipped message must not be sent: %v", e.logEvents(r.Id))
 	}

@@ -27,12 +27,13 @@ func BenchmarkLifecycle(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		d.Start()
-		for delivered := 0; delivered < n; {
-			time.Sleep(20 * time.Millisecond)
+		waitFor(b, 5*time.Minute, fmt.Sprintf("the %d messages delivered", n), func() bool {
+			var delivered int
 			if err := e.app.DB().NewQuery("SELECT COUNT(*) FROM messages WHERE status = 'delivered'").Row(&delivered); err != nil {
 				b.Fatal(err)
 			}
-		}
+			return delivered >= n
+		})
 		el := time.Since(start)
 		b.StopTimer()
 		d.Stop()

@@ -95,8 +95,8 @@ func TestPatientReplies(t *testing.T) {
 	t.Run("a forged incoming message is refused", func(t *testing.T) {
 		code, _ := post("+966501234567", "STOP", "Zm9yZ2Vk")
 		must(t, code == 403, "expected 403, got %d", code)
-		n, _ := e.app.CountRecords("replies")
-		must(t, n == 0, "a refused message must not be stored")
+		n, err := e.app.CountRecords("replies")
+		must(t, err == nil && n == 0, "a refused message must not be stored: %d stored (%v)", n, err)
 	})
 	t.Run("yes confirms the appointment", func(t *testing.T) {
 		code, body := post("+966501234567", "Yes!", "")
@@ -108,15 +108,13 @@ func TestPatientReplies(t *testing.T) {
 		must(t, strings.Contains(strings.Join(e.logEvents(msg.Id), ","), "reply:"), "expected a reply log row: %v", e.logEvents(msg.Id))
 	})
 	t.Run("the app receives the answer, signed, after retries", func(t *testing.T) {
-		deadline := time.Now().Add(5 * time.Second)
-		for len(app.received()) == 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(5*time.Second, func() bool { return len(app.received()) > 0 })
 		evs := app.received()
 		must(t, len(evs) == 1 && evs[0]["type"] == "appointment.confirmed", "expected appointment.confirmed, got %v", evs)
 		data := evs[0]["data"].(map[string]any)
 		must(t, data["message"].(map[string]any)["patient_id"] == "P1", "the event must name the patient: %v", data)
-		ev, _ := e.app.FindFirstRecordByFilter("app_events", "type = 'appointment.confirmed'")
+		ev, err := e.app.FindFirstRecordByFilter("app_events", "type = 'appointment.confirmed'")
+		must(t, err == nil, "the app event is not stored: %v", err)
 		must(t, ev.GetString("status") == "delivered" && ev.GetInt("attempts") == 3, "expected delivery on the 3rd attempt, got %s after %d", ev.GetString("status"), ev.GetInt("attempts"))
 		must(t, app.bad == 0, "every delivery must be signed")
 	})
@@ -131,8 +129,8 @@ func TestPatientReplies(t *testing.T) {
 	})
 	t.Run("start opts back in", func(t *testing.T) {
 		post("+966501234567", "START", "")
-		pref, _ := e.app.FindFirstRecordByFilter("preferences", "patient_id = 'P1'")
-		must(t, !pref.GetBool("opted_out"), "expected the patient opted back in")
+		pref, err := e.app.FindFirstRecordByFilter("preferences", "patient_id = 'P1'")
+		must(t, err == nil && !pref.GetBool("opted_out"), "expected the patient opted back in, got %v %v", pref, err)
 	})
 	t.Run("help is answered with the clinic's text", func(t *testing.T) {
 		e.clinicA.Set("help_text_en", "Al Noor clinic: call 011 000 0000.")
@@ -162,8 +160,8 @@ func TestPatientReplies(t *testing.T) {
 			must(t, err == nil && res.StatusCode == 200, "expected 200: %v", err)
 			res.Body.Close()
 		}
-		recs, _ := e.app.FindRecordsByFilter("replies", "provider_message_id = 'SMrepeat0000000000000000000000000'", "", 0, 0)
-		must(t, len(recs) == 1, "expected one stored reply, got %d", len(recs))
+		recs, err := e.app.FindRecordsByFilter("replies", "provider_message_id = 'SMrepeat0000000000000000000000000'", "", 0, 0)
+		must(t, err == nil && len(recs) == 1, "expected one stored reply, got %d (%v)", len(recs), err)
 	})
 }
 

@@ -32,13 +32,14 @@ func TestSendersAreAssigned(t *testing.T) {
 		must(t, res.Status == 403 && slices.Equal(res.errorFields(), []string{"sms_sender"}), "expected 403 naming sms_sender, got %d: %s", res.Status, res.Raw)
 	})
 	t.Run("nothing changed", func(t *testing.T) {
-		c, _ := e.app.FindRecordById("clinics", e.clinicA.Id)
+		c, err := e.app.FindRecordById("clinics", e.clinicA.Id)
+		must(t, err == nil, "clinic A: %v", err)
 		for _, f := range []string{"sms_sender", "whatsapp_sender", "app_webhook_url", "app_webhook_secret"} {
 			must(t, c.GetString(f) == "", "%s changed to %q", f, c.GetString(f))
 		}
 		must(t, c.GetString("name") == "Clinic A", "name changed with a refused field: %q", c.GetString("name"))
-		n, _ := e.app.CountRecords("clinics")
-		must(t, n == 2, "expected 2 clinics, got %d", n)
+		n, err := e.app.CountRecords("clinics")
+		must(t, err == nil && n == 2, "expected 2 clinics, got %d (%v)", n, err)
 	})
 	t.Run("a batch request meets the same rule", func(t *testing.T) {
 		s := e.app.Settings()
@@ -50,8 +51,8 @@ func TestSendersAreAssigned(t *testing.T) {
 			{"method": "PATCH", "url": "/api/collections/clinics/records/" + e.clinicA.Id, "body": map[string]any{"sms_sender": "+15005550101"}},
 		}})
 		must(t, res.Status >= 400 && res.Status < 500, "expected a 4xx, got %d: %s", res.Status, res.Raw)
-		c, _ := e.app.FindRecordById("clinics", e.clinicA.Id)
-		must(t, c.GetString("sms_sender") == "", "the batch changed the sender to %q", c.GetString("sms_sender"))
+		c, err := e.app.FindRecordById("clinics", e.clinicA.Id)
+		must(t, err == nil && c.GetString("sms_sender") == "", "the batch changed the sender to %q (%v)", c.GetString("sms_sender"), err)
 		res = e.do("POST", "/api/batch", "adminA", map[string]any{"requests": []map[string]any{
 			{"method": "PATCH", "url": "/api/collections/clinics/records/" + e.clinicA.Id, "body": map[string]any{"help_text_en": "By batch"}},
 		}})

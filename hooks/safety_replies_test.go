@@ -58,9 +58,7 @@ func TestRepliesBelongToTheNumberTheyAnswered(t *testing.T) {
 	}
 	waitEvents := func(a *appServer, n int) []map[string]any {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); len(a.received()) < n && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(5*time.Second, func() bool { return len(a.received()) >= n })
 		return a.received()
 	}
 

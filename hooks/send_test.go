@@ -127,7 +127,10 @@ func TestSendStoresWhatACreateStores(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rows.Close()
-		cols, _ := rows.Columns()
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
 		must(t, rows.Next(), "message %s is not stored", id)
 		vals := make([]any, len(cols))
 		for i := range vals {

@@ -44,17 +44,23 @@ func TestWebhookBlackout(t *testing.T) {
 	res := a.api.must(t, "POST", "/api/clinicmsg/send", app, items, 200)
 	c.check(res["accepted"] == float64(n), "expected %d accepted, got %v", n, res["accepted"])
 
-	deadline := time.Now().Add(time.Minute)
-	for a.api.count(t, su, "messages", "status='queued'||status='sending'") > 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll(time.Minute, 200*time.Millisecond, func() bool { return a.api.count(t, su, "messages", "status='queued'||status='sending'") == 0 })
 	sent := a.api.records(t, su, "messages", "", "id,status,sent_at")
 	allSent := true
 	for _, m := range sent {
 		allSent = allSent && m["status"] == "sent"
 	}
 	c.check(len(sent) == n && allSent, "expected all %d messages sent and waiting for a receipt, got %d", n, len(sent))
-	time.Sleep(time.Second) // the carrier delivers; the callbacks are lost
+	// The carrier delivers; the callbacks are lost. Each message's "sent" callback is
+	// posted (and dropped) before the fake marks it delivered.
+	poll(10*time.Second, 20*time.Millisecond, func() bool {
+		for _, m := range fake.Messages() {
+			if m.Status != "delivered" {
+				return false
+			}
+		}
+		return callbacks.dropped.Load() >= int64(n)
+	})
 	c.check(callbacks.dropped.Load() >= int64(n), "expected the blackout to swallow the callbacks, %d dropped", callbacks.dropped.Load())
 	eligible := newestSentAt(sent).Add(2 * time.Minute) // the poll's minimum age
 
@@ -63,10 +69,10 @@ func TestWebhookBlackout(t *testing.T) {
 	if Soak() {
 		// The server's own cron: */5 minutes, after the 2-minute minimum age.
 		limit := eligible.Add(5*time.Minute + time.Minute)
-		for a.api.count(t, su, "messages", "status='sent'") > 0 && time.Now().Before(limit) {
-			time.Sleep(5 * time.Second)
-		}
+		poll(time.Until(limit), 5*time.Second, func() bool { return a.api.count(t, su, "messages", "status='sent'") == 0 })
 	} else {
+		// The poll takes only messages sent 2 minutes ago or more, by the child process's
+		// clock: a black-box appliance has no clock a test can move, so the age is waited out.
 		time.Sleep(pollMinAgeWait(sent))
 		start := time.Now()
 		out, err := a.command("jobs", "run", "update-message-statuses").CombinedOutput()

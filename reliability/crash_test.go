@@ -172,7 +172,7 @@ func TestCrashRecovery(t *testing.T) {
 				sec.phone(to)
 				all[i] = s
 				s.create(a.api, app, stop)
-				time.Sleep(pace)
+				time.Sleep(pace) // the load: creates paced in real time across the kills
 			}
 		}()
 	}
@@ -196,34 +196,23 @@ func TestCrashRecovery(t *testing.T) {
 		switch {
 		case k == 1:
 			// During the fan-out: as soon as the first batch is committed.
-			deadline := time.Now().Add(20 * time.Second)
-			for cursorOf() <= 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			poll(20*time.Second, 10*time.Millisecond, func() bool { return cursorOf() > 0 })
 		case k == kills:
 			// During webhook intake, once most of the campaign is out.
-			deadline := time.Now().Add(60 * time.Second)
-			for len(fake.Messages()) < recipients*8/10 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			for !callbacks.activeWithin(20*time.Millisecond) && time.Now().Before(deadline) {
-				time.Sleep(2 * time.Millisecond)
-			}
+			start := time.Now()
+			poll(60*time.Second, 50*time.Millisecond, func() bool { return len(fake.Messages()) >= recipients*8/10 })
+			poll(60*time.Second-time.Since(start), 2*time.Millisecond, func() bool { return callbacks.activeWithin(20 * time.Millisecond) })
 		default:
 			// During sends: once the fan-out is done and sending has resumed after the restart,
 			// at a random moment with sends in flight.
 			deadline := time.Now().Add(60 * time.Second)
-			for cur := cursorOf(); cur >= 0 && cur < total && time.Now().Before(deadline); cur = cursorOf() {
-				time.Sleep(50 * time.Millisecond)
-			}
-			for sends.inflight.Load() == 0 && time.Now().Before(deadline) {
-				time.Sleep(2 * time.Millisecond)
-			}
+			poll(time.Until(deadline), 50*time.Millisecond, func() bool { cur := cursorOf(); return cur < 0 || cur >= total })
+			sending := func() bool { return sends.inflight.Load() > 0 }
+			poll(time.Until(deadline), 2*time.Millisecond, sending)
 			resumed = time.Since(lastStart)
+			// A random moment of the sending: the kill must not pick a quiet one.
 			time.Sleep(time.Duration(200+rand.IntN(1800)) * time.Millisecond)
-			for sends.inflight.Load() == 0 && time.Now().Before(deadline) {
-				time.Sleep(2 * time.Millisecond)
-			}
+			poll(time.Until(deadline), 2*time.Millisecond, sending)
 		}
 		cur := cursorOf()
 		ev := killEvent{N: k, AfterMS: time.Since(lastStart).Milliseconds(), CampaignCursor: cur,
@@ -231,7 +220,7 @@ func TestCrashRecovery(t *testing.T) {
 			AcceptedByTwilio: len(fake.Messages()), RestartToSendingMS: resumed.Milliseconds()}
 		a.kill()
 		down := time.Duration(rand.IntN(700)) * time.Millisecond
-		time.Sleep(down)
+		time.Sleep(down) // the process stays dead for a random while, as after a crash
 		ev.DownMS = down.Milliseconds()
 
 		// Restart on the same folder; how soon does it take a create again?
@@ -242,14 +231,15 @@ func TestCrashRecovery(t *testing.T) {
 		lastStart = restart
 		healthy := make(chan time.Duration, 1)
 		go func() {
-			for time.Since(restart) < 30*time.Second {
-				if st, _, err := a.api.do("GET", "/api/health", "", nil); err == nil && st == 200 {
-					healthy <- time.Since(restart)
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
+			up := poll(30*time.Second, 5*time.Millisecond, func() bool {
+				st, _, err := a.api.do("GET", "/api/health", "", nil)
+				return err == nil && st == 200
+			})
+			if !up {
+				healthy <- -1
+				return
 			}
-			healthy <- -1
+			healthy <- time.Since(restart)
 		}()
 		probe.create(a.api, app, stop)
 		ev.RestartToCreateMS = float64(time.Since(restart).Microseconds()) / 1000
@@ -269,18 +259,15 @@ func TestCrashRecovery(t *testing.T) {
 		settleDeadline = time.Now().Add(15 * time.Minute)
 	}
 	pending := -1
-	for time.Now().Before(settleDeadline) {
+	poll(time.Until(settleDeadline), 500*time.Millisecond, func() bool {
 		pending = a.api.count(t, su, "messages", "status='scheduled'||status='queued'||status='sending'")
 		fanned := a.api.must(t, "GET", "/api/collections/campaigns/records/"+campID, su, nil, 200)
-		if pending == 0 && int(fanned["cursor"].(float64)) >= total && !callbacks.activeWithin(3*time.Second) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return pending == 0 && int(fanned["cursor"].(float64)) >= total && !callbacks.activeWithin(3*time.Second)
+	})
 	c.check(pending == 0, "%d messages were still queued or sending after the settle time", pending)
 
 	// Messages whose delivery callback was lost while clinicmsg was down wait in "sent".
-	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su)
+	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su, fake, callbacks, 300*time.Millisecond)
 
 	// Every message is final.
 	msgs := a.api.records(t, su, "messages", "", "id,to,status,status_reason,campaign,idempotency_key,provider_message_id,attempts")
@@ -342,11 +329,11 @@ func TestCrashRecovery(t *testing.T) {
 		"campaign: %d recipients without a message, %d with more than one, %d numbers in all (want %d)", missingRecipients, doubled, len(campaignTo), len(valid))
 	// The campaign runner refreshes a campaign every second; a straggler refreshed by hand
 	// just above can end it a moment after the last check.
-	campDone := a.api.must(t, "GET", "/api/collections/campaigns/records/"+campID, su, nil, 200)
-	for doneBy := time.Now().Add(10 * time.Second); campDone["status"] != "done" && time.Now().Before(doneBy); {
-		time.Sleep(200 * time.Millisecond)
+	var campDone map[string]any
+	poll(10*time.Second, 200*time.Millisecond, func() bool {
 		campDone = a.api.must(t, "GET", "/api/collections/campaigns/records/"+campID, su, nil, 200)
-	}
+		return campDone["status"] == "done"
+	})
 	var result struct{ Skipped []any }
 	raw, _ := json.Marshal(campDone["result"])
 	_ = json.Unmarshal(raw, &result)
@@ -431,19 +418,36 @@ func TestCrashRecovery(t *testing.T) {
 	})
 }
 
+// waitCallbacksLanded waits, up to 10s, until every status callback the fake owes has
+// landed. The fake acts a message out in steps a step apart ("sent", then its outcome), and
+// sets the outcome just before posting the last callback; so once no message at the fake is
+// still "sent" and no callback has come for two steps, none is on its way.
+func waitCallbacksLanded(fake *providertest.Twilio, callbacks *proxy, step time.Duration) bool {
+	return poll(10*time.Second, 20*time.Millisecond, func() bool {
+		for _, m := range fake.Messages() {
+			if m.Status == "sent" {
+				return false
+			}
+		}
+		return !callbacks.activeWithin(2 * step)
+	})
+}
+
 // recoverStragglers brings messages left "sent" (their delivery callback came while
 // clinicmsg was down, and Twilio does not retry it) to their final status: in the soak, by
 // the product's own status poll once they are old enough for it; in the short run, by the
 // refresh route, which asks Twilio the same question at once.
-func recoverStragglers(t testing.TB, c *checks, a *appliance, su string) (stragglers, recovered int, by string) {
+func recoverStragglers(t testing.TB, c *checks, a *appliance, su string, fake *providertest.Twilio, callbacks *proxy, step time.Duration) (stragglers, recovered int, by string) {
 	t.Helper()
-	time.Sleep(2 * time.Second) // callbacks still on their way land first
+	waitCallbacksLanded(fake, callbacks, step) // callbacks still on their way land first
 	left := a.api.records(t, su, "messages", "status='sent'", "id,sent_at")
 	if len(left) == 0 {
 		return 0, 0, "none needed"
 	}
 	if Soak() {
 		by = "update-message-statuses (clinicmsg jobs run, beside the server)"
+		// The poll's 2-minute minimum age runs on the child process's clock, which no test
+		// can move: it is waited out.
 		time.Sleep(pollMinAgeWait(left))
 		out, err := a.command("jobs", "run", "update-message-statuses").CombinedOutput()
 		c.check(err == nil, "the status poll failed: %v: %s", err, out)
@@ -549,10 +553,7 @@ func TestGracefulStopDuringBusySend(t *testing.T) {
 	res := a.api.must(t, "POST", "/api/clinicmsg/send", app, items, 200)
 	c.check(res["accepted"] == float64(n), "expected %d messages accepted, got %v accepted, %v rejected", n, res["accepted"], res["rejected"])
 
-	deadline := time.Now().Add(20 * time.Second)
-	for sends.inflight.Load() < 16 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll(20*time.Second, 5*time.Millisecond, func() bool { return sends.inflight.Load() >= 16 })
 	inFlight := sends.inflight.Load()
 	c.check(inFlight >= 16, "expected a busy send (16+ in flight) before SIGTERM, got %d", inFlight)
 	t.Logf("%v: %d in flight, SIGTERM", time.Now().Format(time.StampMilli), inFlight)
@@ -562,16 +563,13 @@ func TestGracefulStopDuringBusySend(t *testing.T) {
 
 	a.startHealthy()
 	t.Logf("%v: restarted", time.Now().Format(time.StampMilli))
-	deadline = time.Now().Add(time.Minute)
-	for a.api.count(t, su, "messages", "status='queued'||status='sending'") > 0 && time.Now().Before(deadline) {
-		time.Sleep(300 * time.Millisecond)
-	}
-	time.Sleep(time.Second) // the last callbacks
+	poll(time.Minute, 300*time.Millisecond, func() bool { return a.api.count(t, su, "messages", "status='queued'||status='sending'") == 0 })
+	waitCallbacksLanded(fake, callbacks, 100*time.Millisecond) // the last callbacks
 	// Sends that finished during the shutdown grace had their callbacks come while the HTTP
 	// server was already closed.
 	t.Logf("%v: settled", time.Now().Format(time.StampMilli))
 	fake.SetLatency(0)
-	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su)
+	stragglers, recovered, recoveredBy := recoverStragglers(t, c, a, su, fake, callbacks, 100*time.Millisecond)
 	t.Logf("%v: recovered", time.Now().Format(time.StampMilli))
 	msgs := a.api.records(t, su, "messages", "", "id,to,status")
 	perTo := map[string]int{}

@@ -38,13 +38,9 @@ func loopMount(t *testing.T, mib int) (string, string) {
 		}
 	}
 	t.Cleanup(func() {
-		for i := 0; i < 50; i++ {
-			if exec.Command("umount", mnt).Run() == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+		if !poll(5*time.Second, 100*time.Millisecond, func() bool { return exec.Command("umount", mnt).Run() == nil }) {
+			t.Errorf("failed to unmount %s", mnt)
 		}
-		t.Errorf("failed to unmount %s", mnt)
 	})
 	return mnt, ""
 }
@@ -125,10 +121,7 @@ func TestDiskFull(t *testing.T) {
 		c.check(st == 200, "before the disk fills: %d %s", st, raw)
 	}
 	waitQuiet := func(within time.Duration) {
-		deadline := time.Now().Add(within)
-		for a.api.count(t, su, "messages", "status='queued'||status='sending'") > 0 && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
+		poll(within, 100*time.Millisecond, func() bool { return a.api.count(t, su, "messages", "status='queued'||status='sending'") == 0 })
 	}
 	waitQuiet(30 * time.Second)
 
@@ -179,12 +172,8 @@ func TestDiskFull(t *testing.T) {
 	c.check(os.Remove(filler) == nil, "failed to remove the filler")
 	freed := time.Now()
 	recovered := time.Duration(-1)
-	for time.Since(freed) < 30*time.Second {
-		if st, _ := create(); st == 200 {
-			recovered = time.Since(freed)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if poll(30*time.Second, 100*time.Millisecond, func() bool { st, _ := create(); return st == 200 }) {
+		recovered = time.Since(freed)
 	}
 	c.check(recovered >= 0, "creates were still refused 30s after space was freed")
 	c.check(a.starts == 1, "the appliance must recover without a restart (started %d times)", a.starts)
@@ -195,7 +184,7 @@ func TestDiskFull(t *testing.T) {
 
 	// Nothing acknowledged is lost; everything reaches a final status.
 	waitQuiet(time.Minute)
-	stragglers, _, _ := recoverStragglers(t, c, a, su)
+	stragglers, _, _ := recoverStragglers(t, c, a, su, fake, callbacks, 50*time.Millisecond)
 	msgs := a.api.records(t, su, "messages", "", "id,status,next_attempt_at")
 	byID := map[string]map[string]any{}
 	byStatus := map[string]int{}

@@ -137,6 +137,21 @@ func (a *appliance) running() bool {
 	return a.cmd != nil
 }
 
+// poll checks cond every interval until it holds or within has passed, and reports whether
+// it held. It is the one place these suites sleep while they wait for something to happen;
+// the interval suits what is asked: an atomic counter in this process can be read every few
+// milliseconds, a request to the appliance every 100 or so.
+func poll(within, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
+}
+
 // startHealthy starts the process and waits for /api/health.
 func (a *appliance) startHealthy() {
 	a.t.Helper()

@@ -231,14 +231,9 @@ func setupIsolation(t *testing.T) *isoEnv {
 		map[string]any{"channel": "sms", "to": e.phone(), "body": "Kestrel B: your results are ready"}, 200)["id"].(string)
 	e.fixtures["campaigns"] = api.must(t, "POST", "/api/collections/campaigns/records", e.tokens["staffA"],
 		map[string]any{"name": "A draft", "channel": "sms", "body": "Kestrel draft", "recipients": []string{e.phone()}, "status": "draft"}, 200)["id"].(string)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		m := api.must(t, "GET", "/api/collections/messages/records/"+e.fixtures["messages"], su, nil, 200)
-		if m["status"] == "delivered" {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll(20*time.Second, 50*time.Millisecond, func() bool {
+		return api.must(t, "GET", "/api/collections/messages/records/"+e.fixtures["messages"], su, nil, 200)["status"] == "delivered"
+	})
 	logs := api.records(t, su, "message_logs", "message='"+e.fixtures["messages"]+"'", "id")
 	e.fixtures["message_logs"] = logs[0]["id"].(string)
 	// The patient answers the reminder: a reply, and an app event for the clinic's app.
@@ -292,7 +287,11 @@ func itemIDs(res map[string]any) []string {
 
 // exists asks as the superuser whether a record exists.
 func (e *isoEnv) exists(collection, id string) bool {
-	st, _, _ := e.a.api.do("GET", "/api/collections/"+collection+"/records/"+id, e.tokens["superuser"], nil)
+	st, _, err := e.a.api.do("GET", "/api/collections/"+collection+"/records/"+id, e.tokens["superuser"], nil)
+	if err != nil {
+		// Not an answer: taken for "gone", it would pass a delete that was refused.
+		e.t.Fatalf("failed to look %s %s up: %v", collection, id, err)
+	}
 	return st == 200
 }
 
@@ -641,13 +640,11 @@ func (e *isoEnv) realtime(t *testing.T) int {
 	e.call("PATCH", "/api/collections/campaigns/records/"+e.fixtures["campaigns"], "staffA", map[string]any{"name": "A draft renamed"})
 	e.call("PATCH", "/api/collections/messages/records/"+e.fixtures["messages"], "superuser", map[string]any{"patient_id": "P-realtime"})
 	e.call("PATCH", "/api/collections/preferences/records/"+e.fixtures["preferences"], "adminA", map[string]any{"language": "ar"})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(strings.Join(control.got(), "\n"), newID) && len(control.got()) >= 3 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll(5*time.Second, 50*time.Millisecond, func() bool {
+		return strings.Contains(strings.Join(control.got(), "\n"), newID) && len(control.got()) >= 3
+	})
+	// What proves the spies got nothing is time: the control has its events, and a second
+	// more gives any event sent to a spy as long again to arrive.
 	time.Sleep(time.Second)
 	e.c.check(strings.Contains(strings.Join(control.got(), "\n"), newID), "the control subscriber (staff A) saw no event for its new message: %v", control.got())
 	for name, s := range map[string]*sseStream{"staffB": spyB, "anonymous": spyGuest} {
@@ -701,10 +698,9 @@ func (e *isoEnv) webhooks(t *testing.T) int {
 	msgB := e.msgB
 	m := e.a.api.must(t, "GET", "/api/collections/messages/records/"+msgB, e.tokens["superuser"], nil, 200)
 	sid := m["provider_message_id"].(string)
-	deadline := time.Now().Add(20 * time.Second)
-	for e.a.api.count(t, e.tokens["superuser"], "messages", "status='queued'||status='sending'||status='sent'") > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll(20*time.Second, 100*time.Millisecond, func() bool {
+		return e.a.api.count(t, e.tokens["superuser"], "messages", "status='queued'||status='sending'||status='sent'") == 0
+	})
 	snapshot := func() string {
 		msgs := e.a.api.records(t, e.tokens["superuser"], "messages", "", "id,status,updated")
 		replies := e.a.api.count(t, e.tokens["superuser"], "replies", "")
