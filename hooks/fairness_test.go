@@ -56,3 +56,25 @@ func TestClinicDeleteWaitsForItsMessages(t *testing.T) {
 	res = e.do("POST", "/api/clinicmsg/send", "staffB", []map[string]any{{"channel": "sms", "to": "0505000002", "body": "Orphan"}})
 	must(t, e.countMessages("to = '+966505000002'") == 0, "no message may be stored for a deleted clinic: %s", res.Raw)
 }
+
+// TestCampaignsTakeTurns: a small campaign of clinic B created while clinic A's long one
+// is being fanned out gets all its messages in before A's list is through.
+func TestCampaignsTakeTurns(t *testing.T) {
+	e := newEnv(t, func(c *hooks.Config) { c.CampaignBatch = 100 })
+	long := make([]string, 3000)
+	for i := range long {
+		long[i] = fmt.Sprintf("0506%06d", i)
+	}
+	short := make([]string, 50)
+	for i := range short {
+		short[i] = fmt.Sprintf("0507%06d", i)
+	}
+	a := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "A recall", "channel": "sms", "body": "Recall A", "category": "marketing", "recipients": long})
+	b := e.do("POST", "/api/collections/campaigns/records", "staffB", map[string]any{"name": "B recall", "channel": "sms", "body": "Recall B", "category": "marketing", "recipients": short})
+	must(t, a.Status == 200 && b.Status == 200, "campaigns: %s %s", a.Raw, b.Raw)
+	waitFor(t, 20*time.Second, "clinic B's campaign fanned out", func() bool {
+		return e.countMessages("campaign = '"+b.str("id")+"'") == len(short)
+	})
+	fannedA := e.countMessages("campaign = '" + a.str("id") + "'")
+	must(t, fannedA < len(long), "clinic B's campaign must not wait for clinic A's whole list (A had %d of %d)", fannedA, len(long))
+}
