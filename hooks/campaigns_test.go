@@ -265,7 +265,10 @@ func TestCampaignDraftScheduleAndCancel(t *testing.T) {
 		// The runner's next pass ends the canceled campaign; woken, it makes one now.
 		e.svc.Campaigns.Wake()
 		var c *core.Record
-		poll(5*time.Second, func() bool { c = e.campaign(id); return !c.GetDateTime("finished_at").IsZero() && c.GetInt("skipped") == 40 })
+		poll(5*time.Second, func() bool {
+			c = e.campaign(id)
+			return !c.GetDateTime("finished_at").IsZero() && c.GetInt("skipped") == 40
+		})
 		must(t, !c.GetDateTime("finished_at").IsZero() && c.GetInt("skipped") == 40, "expected a finished campaign with 40 not sent, got %v", c)
 	})
 
