@@ -132,11 +132,12 @@ func peerRows(cm, kn []peerSample) []peerRow {
 		}
 		row := peerRow{Metric: m.name, Unit: m.unit, Clinicmsg: spreadOf(a), Kannel: spreadOf(b), Target: m.target}
 		if row.Kannel.Median > 0 {
-			row.Ratio = roundTo(row.Clinicmsg.Median/row.Kannel.Median, 2)
-		}
-		if m.met != nil && row.Ratio > 0 {
-			ok := m.met(row.Ratio)
-			row.Met = &ok
+			ratio := row.Clinicmsg.Median / row.Kannel.Median
+			row.Ratio = roundTo(ratio, 2)
+			if m.met != nil && ratio > 0 {
+				ok := m.met(ratio) // judged before rounding: 2.004× is not ≤ 2×
+				row.Met = &ok
+			}
 		}
 		rows = append(rows, row)
 	}
