@@ -153,7 +153,7 @@ appliance's data folder (--dir) beyond opening it, as every clinicmsg command do
 	f.BoolVar(&o.peer, "peer", false, "instead of the scenarios: clinicmsg side by side with Kannel (Debian's kannel and kannel-extras), alternating rounds")
 	f.IntVar(&o.peerMessages, "peer-messages", 20000, "--peer: single-message requests per system and round (c=16)")
 	f.IntVar(&o.peerRounds, "peer-rounds", 3, "--peer: rounds of clinicmsg then Kannel, each on fresh data")
-	f.IntVar(&o.peerKannelLogLevel, "peer-kannel-log-level", 1, "--peer: log-level of Kannel's log files (0 debug, Kannel's default; 1 info)")
+	f.IntVar(&o.peerKannelLogLevel, "peer-kannel-log-level", 0, "--peer: log-level of Kannel's log files (0, debug: Kannel's default, as Debian's kannel.conf leaves it; 1 info)")
 	return cmd
 }
 
