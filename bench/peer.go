@@ -365,8 +365,8 @@ type kannelPorts struct{ admin, smsbox, smsc, sendsms int }
 
 // kannelConfig is the configuration of one round: Kannel's own SMS example (gw/smskannel.conf:
 // a fake SMSC, an smsbox, a sendsms user) on free loopback ports, with the file store and
-// a log file per box as Debian's kannel.conf has. logLevel is the log files' level (0 debug, Kannel's default and what
-// Debian's kannel.conf leaves; 1 info; 2 warning).
+// a log file per box as Debian's kannel.conf has. logLevel is the log files' level (0
+// debug, Kannel's default and what Debian's kannel.conf leaves; 1 info; 2 warning).
 func kannelConfig(dir string, p kannelPorts, logLevel int) string {
 	return fmt.Sprintf(`group = core
 admin-port = %d
