@@ -4,7 +4,7 @@ export GOTOOLCHAIN := auto
 BIN ?= ./clinicmsg
 HTTP ?= 127.0.0.1:8090
 
-.PHONY: run build release test vet browser screenshots bench bench-stats fuzz soak
+.PHONY: run build release test vet browser screenshots bench bench-stats bench-peer fuzz soak
 
 build:
 	go build -o $(BIN) .
@@ -73,6 +73,14 @@ bench: build
 
 bench-stats:
 	go test -run '^$$' -bench 'BenchmarkStats1M' -benchmem -count=1 -timeout 30m -v ./hooks/
+
+# `make bench-peer` runs `clinicmsg bench --peer` through bench/peer.sh: clinicmsg side by side
+# with Debian's Kannel (installed by the script when run as root), three alternating rounds of
+# 20,000 messages, a few minutes. BENCH_PEER_FLAGS adds flags, e.g. '--peer-messages 2000'.
+BENCH_PEER_FLAGS ?=
+
+bench-peer: build
+	BIN=$(BIN) ./bench/peer.sh $(BENCH_PEER_FLAGS)
 
 # Reliability (docs/RELIABILITY.md). `make fuzz` runs each fuzz target for FUZZTIME (default
 # 20s; about 5 minutes in all); `make soak` runs the crash, blackout, disk-full, isolation

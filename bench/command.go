@@ -49,6 +49,12 @@ type options struct {
 	b6Messages         int
 	b6Requests         int
 
+	// --peer: clinicmsg side by side with Kannel (peer.go).
+	peer               bool
+	peerMessages       int
+	peerRounds         int
+	peerKannelLogLevel int
+
 	// Time limits, so that a slow appliance (or a busy machine) still ends the run in a
 	// few minutes: each load phase of B1, B1b and B5, and the waits of B2, B3 and B4.
 	phase                           time.Duration
@@ -103,6 +109,9 @@ appliance's data folder (--dir) beyond opening it, as every clinicmsg command do
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.peer {
+				return runPeer(cmd.Context(), o, cmd.OutOrStdout(), os.Stderr, strings.Join(os.Args[1:], " "))
+			}
 			if o.quick {
 				o.applyQuick(cmd)
 			}
@@ -141,6 +150,10 @@ appliance's data folder (--dir) beyond opening it, as every clinicmsg command do
 	f.DurationVar(&o.b2Timeout, "b2-timeout", 20*time.Second, "B2: longest wait for one campaign's fan-out (beyond it the time is projected and the target not met)")
 	f.DurationVar(&o.b3Timeout, "b3-timeout", 30*time.Second, "B3: longest wait for every delivery")
 	f.DurationVar(&o.b4Timeout, "b4-timeout", 25*time.Second, "B4: longest wait for every send")
+	f.BoolVar(&o.peer, "peer", false, "instead of the scenarios: clinicmsg side by side with Kannel (Debian's kannel and kannel-extras), alternating rounds")
+	f.IntVar(&o.peerMessages, "peer-messages", 20000, "--peer: single-message requests per system and round (c=16)")
+	f.IntVar(&o.peerRounds, "peer-rounds", 3, "--peer: rounds of clinicmsg then Kannel, each on fresh data")
+	f.IntVar(&o.peerKannelLogLevel, "peer-kannel-log-level", 0, "--peer: log-level of Kannel's log files (0, debug: Kannel's default, as Debian's kannel.conf leaves it; 1 info)")
 	return cmd
 }
 
