@@ -37,6 +37,10 @@ func (s *Service) guardClinicWrites(e *core.RequestEvent, col *core.Collection) 
 	if e.Auth == nil || e.HasSuperuserAuth() || e.Auth.Collection().Name != "users" {
 		return e.Next() // guests are refused by the rules; superusers may do anything
 	}
+	if col.Name == "templates" && e.Request.Method == http.MethodPost && e.Auth.GetString("role") != "admin" {
+		// The create rule says the same (migration 1764950000); this answer says why.
+		return e.ForbiddenError("Only a clinic admin can create templates.", nil)
+	}
 	userClinic := e.Auth.GetString("clinic")
 	if userClinic == "" {
 		return compose.FieldError(http.StatusForbidden, "clinic", "validation_no_clinic", "your account belongs to no clinic; ask a superuser to assign one")

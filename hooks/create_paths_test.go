@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pocketbase/pocketbase/core"
 )
 
 // TestEveryCreatePathRunsEveryRule runs each create rule through each way a message can be
@@ -130,4 +132,51 @@ func TestEveryCreatePathRunsEveryRule(t *testing.T) {
 	must(t, err == nil, "campaign: %v", err)
 	msgs := e.countMessages("campaign = '" + camp.Id + "'")
 	must(t, msgs == 0, "clinic B's campaign must hold no message of clinic A, holds %d", msgs)
+}
+
+// TestUnreadableSwitchesAndNumbers: a switch or a number PocketBase would misread ("yes"
+// read as off) is a 400 naming it on creates and updates, as JSON or as a form, and
+// changes nothing.
+func TestUnreadableSwitchesAndNumbers(t *testing.T) {
+	e := newEnv(t)
+	pref := e.do("POST", "/api/collections/preferences/records", "adminA", map[string]any{"patient_id": "T1", "phone": "0508880001", "sms": true})
+	must(t, pref.Status == 200, "preference: %s", pref.Raw)
+	scenarios := []struct {
+		name   string
+		send   func() response
+		field  string
+		stored func() bool
+	}{
+		{"a switch as a word", func() response {
+			return e.do("POST", "/api/collections/preferences/records", "adminA", map[string]any{"patient_id": "T2", "sms": "yes"})
+		}, "sms", func() bool { return len(prefsOf(t, e, "T2")) > 0 }},
+		{"a switch as a word, in a form", func() response {
+			return e.doForm("/api/collections/preferences/records", "adminA", map[string]any{"patient_id": "T3", "opted_out": "maybe"})
+		}, "opted_out", func() bool { return len(prefsOf(t, e, "T3")) > 0 }},
+		{"a switch as a number, on an update", func() response {
+			return e.do("PATCH", "/api/collections/preferences/records/"+pref.str("id"), "adminA", map[string]any{"opted_out": 2})
+		}, "opted_out", func() bool { return prefsOf(t, e, "T1")[0].GetBool("opted_out") }},
+		{"a number as a word", func() response {
+			return e.do("PATCH", "/api/collections/clinics/records/"+e.clinicA.Id, "adminA", map[string]any{"retention_days": "ninety"})
+		}, "retention_days", func() bool {
+			c, _ := e.app.FindRecordById("clinics", e.clinicA.Id)
+			return c.GetInt("retention_days") != 90
+		}},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			res := s.send()
+			must(t, res.Status == 400 && len(res.errorFields()) == 1 && res.errorFields()[0] == s.field, "expected 400 naming %s, got %d %s", s.field, res.Status, res.Raw)
+			must(t, !s.stored(), "nothing may change")
+		})
+	}
+}
+
+func prefsOf(t *testing.T, e *env, patient string) []*core.Record {
+	t.Helper()
+	recs, err := e.app.FindRecordsByFilter("preferences", "patient_id = {:p}", "", 0, 0, map[string]any{"p": patient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }

@@ -58,7 +58,7 @@ var matrix = map[string]access{
 		create: all403, update: codes("404", "200", "404", "404", "404", "200"), delete: del403},
 	"templates": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),
-		create: codes("401", "200", "200", "200", "403", "200"), update: codes("404", "404", "404", "200", "404", "200"),
+		create: codes("401", "403", "403", "200", "403", "200"), update: codes("404", "404", "404", "200", "404", "200"),
 		delete: codes("404", "404", "404", "204", "404", "204")},
 	"preferences": {
 		list: codes(hide, see, see, see, hide, see), view: codes("404", "200", "200", "200", "404", "200"),

@@ -309,8 +309,13 @@ func (d *Dispatcher) send(c claimed) {
 			return
 		}
 		if !open {
-			d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Code: "outside_whatsapp_window",
-				Message: "free-form WhatsApp is allowed only within 24 hours of the patient's last WhatsApp message, and the template has no approved content SID (whatsapp_content_sid_" + msg.Language + ")"}, "")
+			// Say what is missing: a free-text message needs the patient's recent message;
+			// a template's needs its approved content SID in the message's language.
+			what := "a free-text WhatsApp message can go only within 24 hours of the patient's last WhatsApp message; send it with a template that has an approved content SID"
+			if tpl := c.rec.GetString("template"); tpl != "" {
+				what = "the patient has not written on WhatsApp within 24 hours, and template " + tpl + " has no approved content SID for " + msg.Language + " (whatsapp_content_sid_" + msg.Language + ")"
+			}
+			d.finish(c, nil, &providers.Error{Provider: c.provider, Class: providers.ErrPermanent, Code: "outside_whatsapp_window", Message: what}, "")
 			return
 		}
 	}
