@@ -17,22 +17,24 @@ import (
 
 // Service is clinicmsg bound to one PocketBase app.
 type Service struct {
-	app           core.App
-	cfg           Config
-	Router        *providers.Router
-	Dispatcher    *dispatch.Dispatcher
-	Campaigns     *Campaigns
-	AppEvents     *AppEvents
-	mock          *providers.Mock
-	twilio        *providers.Twilio
-	unifonic      *providers.Unifonic
-	webhookIDs    *recentSet
-	opsState      *opsState
-	writer        *store.Writer
-	store         *store.Store
-	rules         *compose.Rules
-	clinicCache   *clinicCache
-	templateCache *templateCache
+	app        core.App
+	cfg        Config
+	Router     *providers.Router
+	Dispatcher *dispatch.Dispatcher
+	Campaigns  *Campaigns
+	AppEvents  *AppEvents
+	mock       *providers.Mock
+	// The vendors' webhook parsers, by provider name: the webhook handlers know no
+	// vendor type.
+	statusParsers  map[string]providers.StatusWebhookParser
+	inboundParsers map[string]providers.InboundParser
+	webhookIDs     *recentSet
+	opsState       *opsState
+	writer         *store.Writer
+	store          *store.Store
+	rules          *compose.Rules
+	clinicCache    *clinicCache
+	templateCache  *templateCache
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver
@@ -153,7 +155,7 @@ func (s *Service) buildRouter() error {
 	}
 	r.Register("mock", s.mock)
 	r.Register("email", &providers.Email{
-		NewMailer:    func() mailer.Mailer { return s.app.NewMailClient() },
+		NewMailer:    func() providers.Mailer { return appMailer{s.app} },
 		Unconfigured: s.emailUnconfigured,
 		From: func() mail.Address {
 			meta := s.app.Settings().Meta
@@ -212,7 +214,7 @@ func (s *Service) vendorProvider(name string) (providers.Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("failed to configure twilio (TWILIO_* settings): %w", err)
 		}
-		s.twilio = p
+		s.addParsers("twilio", p)
 		return p, nil
 	case "unifonic":
 		callback := ""
@@ -228,7 +230,7 @@ func (s *Service) vendorProvider(name string) (providers.Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("failed to configure unifonic (UNIFONIC_* settings): %w", err)
 		}
-		s.unifonic = p
+		s.addParsers("unifonic", p)
 		return p, nil
 	}
 	return nil, fmt.Errorf("provider %q is not available; use twilio, unifonic or mock", name)
@@ -263,4 +265,26 @@ func (s *Service) channelProblem(channel string) string {
 		return s.emailUnconfigured()
 	}
 	return ""
+}
+
+// addParsers keeps the webhook parsers provider p implements.
+func (s *Service) addParsers(name string, p providers.Provider) {
+	if s.statusParsers == nil {
+		s.statusParsers, s.inboundParsers = map[string]providers.StatusWebhookParser{}, map[string]providers.InboundParser{}
+	}
+	if sp, ok := p.(providers.StatusWebhookParser); ok {
+		s.statusParsers[name] = sp
+	}
+	if ip, ok := p.(providers.InboundParser); ok {
+		s.inboundParsers[name] = ip
+	}
+}
+
+// appMailer sends the email channel with the appliance's mail settings (PocketBase's SMTP
+// or sendmail client, made anew per send so a changed setting applies at once).
+type appMailer struct{ app core.App }
+
+func (m appMailer) SendMail(x *providers.Mail) error {
+	return m.app.NewMailClient().Send(&mailer.Message{From: x.From, To: []mail.Address{x.To}, Subject: x.Subject,
+		Text: x.Text, HTML: x.HTML, Headers: x.Headers})
 }

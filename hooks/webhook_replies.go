@@ -26,10 +26,11 @@ const whatsAppWindow = 24 * time.Hour
 // handleTwilioInbound takes a patient's message to the clinic's number (signed like status
 // callbacks). The reply is stored, and acted on, before Twilio gets its empty TwiML answer.
 func (s *Service) handleTwilioInbound(e *core.RequestEvent) error {
-	if s.twilio == nil {
+	parser, ok := s.inboundParsers["twilio"]
+	if !ok {
 		return e.NotFoundError("Twilio is not configured.", nil)
 	}
-	in, err := s.twilio.ParseInboundWebhook(e.Request, s.publicBase(e))
+	in, err := parser.ParseInboundWebhook(e.Request, s.publicBase(e))
 	if errors.Is(err, providers.ErrBadSignature) {
 		s.countWebhook("twilio_inbound", "forbidden")
 		s.app.Logger().Warn("refused a twilio incoming message", "reason", "bad signature", "ip", e.RealIP())

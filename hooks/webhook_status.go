@@ -21,10 +21,11 @@ const (
 // is a 403 and changes nothing; the answer comes after the change is committed, so a
 // callback Twilio saw acknowledged is never lost.
 func (s *Service) handleTwilioStatus(e *core.RequestEvent) error {
-	if s.twilio == nil {
+	parser, ok := s.statusParsers["twilio"]
+	if !ok {
 		return e.NotFoundError("Twilio is not configured.", nil)
 	}
-	u, err := s.twilio.ParseStatusWebhook(e.Request, s.publicBase(e))
+	u, err := parser.ParseStatusWebhook(e.Request, s.publicBase(e))
 	if errors.Is(err, providers.ErrBadSignature) {
 		s.countWebhook("twilio", "forbidden")
 		s.app.Logger().Warn("refused a twilio status callback", "reason", "bad signature", "ip", e.RealIP())
@@ -53,7 +54,8 @@ func (s *Service) handleTwilioStatus(e *core.RequestEvent) error {
 // handleUnifonicDLR takes Unifonic's delivery reports. Unifonic signs nothing, so the
 // route carries CLINICMSG_WEBHOOK_SECRET; a wrong secret is a 403.
 func (s *Service) handleUnifonicDLR(e *core.RequestEvent) error {
-	if s.unifonic == nil || s.cfg.WebhookSecret == "" {
+	parser, ok := s.statusParsers["unifonic"]
+	if !ok || s.cfg.WebhookSecret == "" {
 		return e.NotFoundError("Unifonic delivery reports are not configured.", nil)
 	}
 	if subtle.ConstantTimeCompare([]byte(e.Request.PathValue("secret")), []byte(s.cfg.WebhookSecret)) != 1 {
@@ -61,7 +63,7 @@ func (s *Service) handleUnifonicDLR(e *core.RequestEvent) error {
 		s.app.Logger().Warn("refused a unifonic delivery report", "reason", "wrong secret", "ip", e.RealIP())
 		return e.ForbiddenError("The webhook secret does not match.", nil)
 	}
-	u, err := s.unifonic.ParseDLRWebhook(e.Request)
+	u, err := parser.ParseStatusWebhook(e.Request, "")
 	if err != nil {
 		s.countWebhook("unifonic", "bad_request")
 		return e.BadRequestError("The delivery report could not be read.", nil)

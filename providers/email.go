@@ -10,15 +10,29 @@ import (
 	"net/textproto"
 	"os/exec"
 	"strings"
-
-	"github.com/pocketbase/pocketbase/tools/mailer"
 )
+
+// Mail is one email as the appliance sends it.
+type Mail struct {
+	From    mail.Address
+	To      mail.Address
+	Subject string
+	Text    string
+	HTML    string
+	Headers map[string]string
+}
+
+// Mailer sends one email: the appliance hands over its mail settings' client (PocketBase's
+// SMTP or sendmail) behind this one method, so the adapter knows no mail library.
+type Mailer interface {
+	SendMail(m *Mail) error
+}
 
 // Email sends the email channel through the appliance's mailer (PocketBase's SMTP settings).
 type Email struct {
 	// NewMailer returns the mailer to use for one send, so that changed SMTP settings apply
 	// without a restart.
-	NewMailer func() mailer.Mailer
+	NewMailer func() Mailer
 	// From returns the sender address (the admin UI's "sender" settings).
 	From func() mail.Address
 	// Domain names the Message-ID domain; default "clinicmsg.local".
@@ -66,9 +80,9 @@ func (p *Email) Send(ctx context.Context, m *Message) (*Receipt, error) {
 	if m.Language == "ar" {
 		dir = ` dir="rtl"`
 	}
-	msg := &mailer.Message{
+	msg := &Mail{
 		From:    p.From(),
-		To:      []mail.Address{{Address: m.To}},
+		To:      mail.Address{Address: m.To},
 		Subject: m.Subject,
 		Text:    m.Body,
 		HTML:    "<div" + dir + ">" + body + "</div>",
@@ -77,7 +91,7 @@ func (p *Email) Send(ctx context.Context, m *Message) (*Receipt, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Provider: "email", Class: ErrRetryable, Message: "not sent: shutting down", Err: err}
 	}
-	if err := p.NewMailer().Send(msg); err != nil {
+	if err := p.NewMailer().SendMail(msg); err != nil {
 		return nil, classifyMailError(err)
 	}
 	return &Receipt{ProviderMessageID: msgID, Status: StatusSent, Segments: 1}, nil

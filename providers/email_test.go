@@ -7,14 +7,12 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/pocketbase/pocketbase/tools/mailer"
-
 	"clinicmsg/providers"
 )
 
 type failingMailer struct{ err error }
 
-func (m failingMailer) Send(*mailer.Message) error { return m.err }
+func (m failingMailer) SendMail(*providers.Mail) error { return m.err }
 
 // TestEmailUnconfigured: an email that can never be delivered as things are set up (no
 // SMTP, no mail transport) is a permanent failure with a stable code, never an unknown
@@ -27,11 +25,11 @@ func TestEmailUnconfigured(t *testing.T) {
 		p    *providers.Email
 		code string
 	}{
-		{"smtp off", &providers.Email{NewMailer: func() mailer.Mailer { return failingMailer{} }, From: from, Unconfigured: func() string { return "set up SMTP" }}, "not_configured"},
-		{"no sendmail", &providers.Email{NewMailer: func() mailer.Mailer {
+		{"smtp off", &providers.Email{NewMailer: func() providers.Mailer { return failingMailer{} }, From: from, Unconfigured: func() string { return "set up SMTP" }}, "not_configured"},
+		{"no sendmail", &providers.Email{NewMailer: func() providers.Mailer {
 			return failingMailer{errors.New("failed to locate a sendmail executable path")}
 		}, From: from}, "no_mail_transport"},
-		{"no executable", &providers.Email{NewMailer: func() mailer.Mailer { return failingMailer{exec.ErrNotFound} }, From: from}, "no_mail_transport"},
+		{"no executable", &providers.Email{NewMailer: func() providers.Mailer { return failingMailer{exec.ErrNotFound} }, From: from}, "no_mail_transport"},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {

@@ -125,6 +125,13 @@ type InboundParser interface {
 	ParseInboundWebhook(r *http.Request, publicURL string) (*Inbound, error)
 }
 
+// StatusWebhookParser is implemented by providers that post delivery reports: it verifies
+// a report (a signature over publicURL, where the vendor signs) and reads it. An
+// unauthenticated request wraps ErrBadSignature; an unreadable one is any other error.
+type StatusWebhookParser interface {
+	ParseStatusWebhook(r *http.Request, publicURL string) (*StatusUpdate, error)
+}
+
 // Error classes. Every error a provider returns wraps exactly one of them.
 var (
 	// ErrRetryable: the provider did not do the work (429, 5xx before acceptance, refused

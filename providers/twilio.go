@@ -67,11 +67,12 @@ type Twilio struct {
 }
 
 var (
-	_ Provider      = (*Twilio)(nil)
-	_ StatusFetcher = (*Twilio)(nil)
-	_ Reconciler    = (*Twilio)(nil)
-	_ Checker       = (*Twilio)(nil)
-	_ InboundParser = (*Twilio)(nil)
+	_ Provider            = (*Twilio)(nil)
+	_ StatusFetcher       = (*Twilio)(nil)
+	_ StatusWebhookParser = (*Twilio)(nil)
+	_ Reconciler          = (*Twilio)(nil)
+	_ Checker             = (*Twilio)(nil)
+	_ InboundParser       = (*Twilio)(nil)
 )
 
 var (

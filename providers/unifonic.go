@@ -55,10 +55,11 @@ type Unifonic struct {
 }
 
 var (
-	_ Provider      = (*Unifonic)(nil)
-	_ StatusFetcher = (*Unifonic)(nil)
-	_ Reconciler    = (*Unifonic)(nil)
-	_ Checker       = (*Unifonic)(nil)
+	_ Provider            = (*Unifonic)(nil)
+	_ StatusFetcher       = (*Unifonic)(nil)
+	_ StatusWebhookParser = (*Unifonic)(nil)
+	_ Reconciler          = (*Unifonic)(nil)
+	_ Checker             = (*Unifonic)(nil)
 )
 
 // NewUnifonic checks opts and fills their defaults.
@@ -398,6 +399,12 @@ func UnifonicStatus(status, dlr string) string {
 	default: // Sent, Queued, Pending, Scheduled: on its way
 		return StatusSent
 	}
+}
+
+// ParseStatusWebhook is ParseDLRWebhook: Unifonic signs nothing, so the route that takes
+// its reports carries the appliance's webhook secret instead, checked by the caller.
+func (p *Unifonic) ParseStatusWebhook(r *http.Request, _ string) (*StatusUpdate, error) {
+	return p.ParseDLRWebhook(r)
 }
 
 // ParseDLRWebhook reads a Unifonic delivery report posted as JSON or as a form, with keys in
