@@ -64,6 +64,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	app.OnRecordCreate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordUpdate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordDelete("clinics").BindFunc(s.onClinicDelete)
+	app.OnRecordValidate("users").BindFunc(s.onUserValidate)
 	app.OnRecordAfterUpdateSuccess("clinics").BindFunc(func(e *core.RecordEvent) error {
 		s.clinicCache.forget(e.Record.Id)
 		return e.Next()
