@@ -2,9 +2,12 @@ package reliability
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -167,6 +170,9 @@ func TestIsolationAndAbuse(t *testing.T) {
 	t.Run("protected fields", func(t *testing.T) { byKind["protected_field_writes"] = e.protectedFields(t) })
 	t.Run("realtime", func(t *testing.T) { byKind["realtime_subscriptions"] = e.realtime(t) })
 	t.Run("webhooks", func(t *testing.T) { byKind["webhook_abuses"] = e.webhooks(t) })
+	// Last: its health cells leave failing messages in the outbox, which the webhook
+	// snapshots above would see change.
+	t.Run("create rules", func(t *testing.T) { byKind["create_rule_cells"] = e.createRules(t) })
 	cells := 0
 	for _, n := range byKind {
 		cells += n
@@ -205,6 +211,9 @@ func setupIsolation(t *testing.T) *isoEnv {
 	a.startHealthy()
 	su := a.superuserToken()
 	e.tokens["superuser"] = su
+	// Batch requests are off by default; an operator may turn them on, and then every rule
+	// must hold through them too (the batch tricks and the create rules rely on this).
+	a.api.must(t, "PATCH", "/api/settings", su, map[string]any{"batch": map[string]any{"enabled": true, "maxRequests": 50}}, 200)
 	var usersA, usersB map[string]clinicUser
 	e.clinicA, usersA = a.addClinic(su, "Isolation A", "staff", "app", "admin")
 	e.clinicB, usersB = a.addClinic(su, "Isolation B", "staff")
@@ -776,3 +785,396 @@ func (e *isoEnv) webhooks(t *testing.T) int {
 
 func is4xx(st int) bool { return st >= 400 && st < 500 }
 func is2xx(st int) bool { return st >= 200 && st < 300 }
+
+// answer is what a create path answered: the status (for /api/batch and the send route,
+// the status of the one request inside), the error's data or the stored record, and the
+// raw answer.
+type answer struct {
+	status int
+	body   map[string]any
+	raw    string
+}
+
+// names reports whether a refusal named field: the error's data holds it (PocketBase's
+// error shape), or, for /api/batch, whose refusal nests the request's answer, the answer
+// mentions it.
+func (a answer) names(field string, batch bool) bool {
+	if batch {
+		return strings.Contains(a.raw, `"`+field+`"`)
+	}
+	data, _ := a.body["data"].(map[string]any)
+	_, ok := data[field]
+	return ok
+}
+
+// form sends body as a multipart form, as the admin UI does: every field in @jsonPayload.
+func (e *isoEnv) form(method, path, caller string, body map[string]any) answer {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	payload, _ := json.Marshal(body)
+	_ = w.WriteField("@jsonPayload", string(payload))
+	_ = w.Close()
+	req, _ := http.NewRequest(method, e.a.api.base+path, &buf)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	if tok := e.tokens[caller]; tok != "" {
+		req.Header.Set("Authorization", tok)
+	}
+	resp, err := e.a.api.http.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s (form): %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := map[string]any{}
+	_ = json.Unmarshal(raw, &out)
+	return answer{resp.StatusCode, out, string(raw)}
+}
+
+// batch sends one request through /api/batch and answers that request's status: a refused
+// batch nests it in data.requests.
+func (e *isoEnv) batch(method, path, caller string, body map[string]any) answer {
+	st, raw, err := e.a.api.do("POST", "/api/batch", e.tokens[caller], map[string]any{"requests": []any{
+		map[string]any{"method": method, "url": path, "body": body}}})
+	if err != nil {
+		e.t.Fatalf("batch %s %s: %v", method, path, err)
+	}
+	if st == 200 {
+		var items []map[string]any
+		_ = json.Unmarshal(raw, &items)
+		if len(items) == 1 {
+			rec, _ := items[0]["body"].(map[string]any)
+			return answer{int(items[0]["status"].(float64)), rec, string(raw)}
+		}
+		return answer{st, nil, string(raw)}
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(raw, &out)
+	data, _ := out["data"].(map[string]any)
+	reqs, _ := data["requests"].(map[string]any)
+	if first, ok := reqs["0"].(map[string]any); ok {
+		if inner, ok := first["response"].(map[string]any); ok {
+			if s, ok := inner["status"].(float64); ok {
+				return answer{int(s), inner, string(raw)}
+			}
+		}
+	}
+	return answer{st, out, string(raw)}
+}
+
+// recordPath is one way a client writes a record: method and path come from the caller of
+// send (a record route, /records or /records/{id}).
+type recordPath struct {
+	name string
+	send func(e *isoEnv, method, path, caller string, body map[string]any) answer
+}
+
+var recordPaths = []recordPath{
+	{"json", func(e *isoEnv, m, p, who string, b map[string]any) answer {
+		st, res := e.call(m, p, who, b)
+		raw, _ := json.Marshal(res)
+		return answer{st, res, string(raw)}
+	}},
+	{"multipart", func(e *isoEnv, m, p, who string, b map[string]any) answer { return e.form(m, p, who, b) }},
+	{"expand", func(e *isoEnv, m, p, who string, b map[string]any) answer {
+		st, res := e.call(m, p+"?expand=clinic", who, b)
+		raw, _ := json.Marshal(res)
+		return answer{st, res, string(raw)}
+	}},
+	{"fields", func(e *isoEnv, m, p, who string, b map[string]any) answer {
+		st, res := e.call(m, p+"?fields=id", who, b)
+		raw, _ := json.Marshal(res)
+		return answer{st, res, string(raw)}
+	}},
+	{"batch", func(e *isoEnv, m, p, who string, b map[string]any) answer { return e.batch(m, p, who, b) }},
+}
+
+// sendRoute creates one message through POST /api/clinicmsg/send, as an array of one, and
+// answers that item's status and body.
+func (e *isoEnv) sendRoute(who string, msg map[string]any) answer {
+	st, raw, err := e.a.api.do("POST", "/api/clinicmsg/send", e.tokens[who], []any{msg})
+	if err != nil {
+		e.t.Fatalf("send: %v", err)
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(raw, &out)
+	items, _ := out["items"].([]any)
+	if st != 200 || len(items) != 1 {
+		return answer{st, out, string(raw)}
+	}
+	item := items[0].(map[string]any)
+	body, _ := item["body"].(map[string]any)
+	return answer{int(item["status"].(float64)), body, string(raw)}
+}
+
+// createRules runs the create rules of docs/SECURITY.md through every create path and
+// every caller that matters: a message may not join another clinic's campaign and a
+// template code resolves to the caller's clinic's own or a shared template (rows 13, 14),
+// an unreadable send_at is a 400 naming it (row 16), a guest's create is a 401, only a
+// superuser sets a clinic's senders and app webhook (rows 4, 5), only a clinic admin
+// creates templates, and preview's prices and health's error rates are the caller's
+// clinic's own (rows 8, 9). Each refusal must name its field (where the rule has one) and
+// store or change nothing; each rule has an accepted control beside it.
+func (e *isoEnv) createRules(t *testing.T) int {
+	su := e.tokens["superuser"]
+	api := e.a.api
+	cells := 0
+	stored := func(col, filter string) int { return api.count(t, su, col, filter) }
+
+	// Fixtures: a draft campaign of clinic B; a template only clinic B has; one code both
+	// clinics have, with different bodies.
+	campA := e.fixtures["campaigns"]
+	campB := api.must(t, "POST", "/api/collections/campaigns/records", e.tokens["staffB"],
+		map[string]any{"name": "B draft", "channel": "sms", "body": "Kestrel B draft", "recipients": []string{e.phone()}, "status": "draft"}, 200)["id"].(string)
+	api.must(t, "POST", "/api/collections/templates/records", su, map[string]any{"clinic": e.clinicB, "code": "iso_b_only", "channel": "sms", "body_en": "Kestrel B only"}, 200)
+	api.must(t, "POST", "/api/collections/templates/records", su, map[string]any{"clinic": e.clinicB, "code": "iso_both", "channel": "sms", "body_en": "Kestrel B version"}, 200)
+	api.must(t, "POST", "/api/collections/templates/records", e.tokens["adminA"], map[string]any{"code": "iso_both", "channel": "sms", "body_en": "Kestrel A version"}, 200)
+	// The batch path is on: a valid batch create is stored (else every batch refusal
+	// below would prove nothing).
+	ctl := fmt.Sprintf("iso-rule-batchon-%d", e.next())
+	res := e.batch("POST", "/api/collections/messages/records", "staffA", map[string]any{"channel": "sms", "to": e.phone(), "body": "Kestrel batch control", "idempotency_key": ctl})
+	e.c.check(res.status == 200 && stored("messages", "idempotency_key='"+ctl+"'") == 1, "a valid batch create by staff A must be stored: %d %.300s", res.status, res.raw)
+	cells++
+
+	// Messages: every path × every caller × every rule.
+	msgPaths := append([]recordPath{}, recordPaths...)
+	msgPaths = append(msgPaths, recordPath{"send", func(e *isoEnv, _, _, who string, b map[string]any) answer { return e.sendRoute(who, b) }})
+	type msgCaller struct {
+		who, clinic, otherCampaign, otherTemplate, ownVersion string
+	}
+	msgCallers := []msgCaller{
+		{"staffA", "", campB, "iso_b_only", "Kestrel A version"},
+		{"appA", "", campB, "iso_b_only", "Kestrel A version"},
+		{"adminA", "", campB, "iso_b_only", "Kestrel A version"},
+		{"staffB", "", campA, "a_reminder", "Kestrel B version"},
+		{"superuser", e.clinicA, campB, "iso_b_only", "Kestrel A version"},
+	}
+	later := "2030-12-03T09:00:00+03:00" // a readable send_at: the accepted messages wait
+	for _, c := range msgCallers {
+		rules := []struct {
+			name  string
+			msg   map[string]any
+			field string // "" for the accepted control
+		}{
+			{"another clinic's campaign", map[string]any{"body": "Kestrel rule", "campaign": c.otherCampaign}, "campaign"},
+			{"another clinic's template", map[string]any{"template": c.otherTemplate, "context": map[string]any{"name": "x"}}, "template"},
+			{"send_at in words", map[string]any{"body": "Kestrel rule", "send_at": "tomorrow"}, "send_at"},
+			{"send_at without a zone", map[string]any{"body": "Kestrel rule", "send_at": "2030-12-03 09:00"}, "send_at"},
+			{"a code both clinics have", map[string]any{"template": "iso_both", "send_at": later}, ""},
+		}
+		for _, r := range rules {
+			for _, p := range msgPaths {
+				mark := fmt.Sprintf("iso-rule-%s-%s-%d", strings.ToLower(c.who), p.name, e.next())
+				msg := map[string]any{"channel": "sms", "to": e.phone(), "idempotency_key": mark}
+				if c.clinic != "" {
+					msg["clinic"] = c.clinic
+				}
+				for k, v := range r.msg {
+					msg[k] = v
+				}
+				a := p.send(e, "POST", "/api/collections/messages/records", c.who, msg)
+				filter := "idempotency_key='" + mark + "'"
+				if r.field != "" {
+					n := stored("messages", filter)
+					e.c.check(a.status == 400 && a.names(r.field, p.name == "batch") && n == 0,
+						"%s via %s as %s: expected 400 naming %s and nothing stored, got %d (%d stored): %.300s", r.name, p.name, c.who, r.field, a.status, n, a.raw)
+				} else {
+					recs := api.records(t, su, "messages", filter, "body,clinic,status")
+					ok := a.status == 200 && len(recs) == 1 && recs[0]["body"] == c.ownVersion
+					e.c.check(ok, "%s via %s as %s: expected 200 and %q stored, got %d %v: %.300s", r.name, p.name, c.who, c.ownVersion, a.status, recs, a.raw)
+				}
+				cells++
+			}
+		}
+	}
+	// A guest's create is a 401 on every path (batch: refused), and stores nothing.
+	for _, p := range msgPaths {
+		mark := fmt.Sprintf("iso-rule-anonymous-%s-%d", p.name, e.next())
+		a := p.send(e, "POST", "/api/collections/messages/records", "anonymous",
+			map[string]any{"clinic": e.clinicA, "channel": "sms", "to": e.phone(), "body": "Kestrel guest", "idempotency_key": mark})
+		n := stored("messages", "idempotency_key='"+mark+"'")
+		want := a.status == 401
+		if p.name == "batch" {
+			want = is4xx(a.status)
+		}
+		e.c.check(want && n == 0, "a guest's message create via %s: expected 401 and nothing stored, got %d (%d stored): %.300s", p.name, a.status, n, a.raw)
+		cells++
+	}
+	// No message of clinic A joined clinic B's campaign, nor of B clinic A's.
+	n := stored("messages", "campaign='"+campB+"' || campaign='"+campA+"'")
+	e.c.check(n == 0, "campaigns of one clinic hold %d messages of the other", n)
+	cells++
+
+	// Templates: only a clinic admin (and a superuser) creates them; a guest is a 401.
+	tplWant := map[string]int{"anonymous": 401, "staffA": 403, "appA": 403, "adminA": 200, "staffB": 403, "superuser": 200}
+	for _, who := range callers {
+		for _, p := range recordPaths {
+			mark := fmt.Sprintf("iso-rule-tpl-%s-%s-%d", strings.ToLower(who), p.name, e.next())
+			body := map[string]any{"code": mark, "channel": "sms", "body_en": "Kestrel template"}
+			if who == "superuser" {
+				body["clinic"] = e.clinicA
+			}
+			a := p.send(e, "POST", "/api/collections/templates/records", who, body)
+			n := stored("templates", "code='"+mark+"'")
+			want := tplWant[who]
+			ok := a.status == want
+			if p.name == "batch" && want != 200 {
+				ok = is4xx(a.status)
+			}
+			if want == 403 && p.name != "batch" {
+				msg, _ := a.body["message"].(string)
+				ok = ok && strings.Contains(msg, "clinic admin")
+			}
+			e.c.check(ok && (n == 1) == (want == 200), "template create via %s as %s: expected %d, got %d (%d stored): %.300s", p.name, who, want, a.status, n, a.raw)
+			cells++
+		}
+	}
+
+	// A clinic's senders and app webhook: a superuser's alone, on every path, for create
+	// and update, whoever of the clinics asks.
+	assigned := map[string]any{"sms_sender": "+15005550199", "whatsapp_sender": "whatsapp:+15005550199",
+		"app_webhook_url": "https://evil.example/hook", "app_webhook_secret": "iso-guessed-secret"}
+	// Clinic A as a superuser reads it: the hidden secret included (a state without it
+	// would prove nothing about the secret).
+	clinicState := func() string {
+		rec := api.must(t, "GET", "/api/collections/clinics/records/"+e.clinicA, su, nil, 200)
+		if _, ok := rec["app_webhook_secret"]; !ok {
+			t.Fatalf("a superuser's view of clinic A lacks app_webhook_secret: %v", rec)
+		}
+		return fmt.Sprintf("%q %q %q %q %q", rec["name"], rec["sms_sender"], rec["whatsapp_sender"], rec["app_webhook_url"], rec["app_webhook_secret"])
+	}
+	before := clinicState()
+	// restore undoes what a write that should have been refused changed, so that one
+	// failure does not fail every cell after it.
+	restore := func() {
+		api.must(t, "PATCH", "/api/collections/clinics/records/"+e.clinicA, su, map[string]any{"name": "Isolation A",
+			"sms_sender": "", "whatsapp_sender": "", "app_webhook_url": "", "app_webhook_secret": ""}, 200)
+	}
+	clinicPath := "/api/collections/clinics/records"
+	for _, field := range []string{"sms_sender", "whatsapp_sender", "app_webhook_url", "app_webhook_secret"} {
+		for _, who := range []string{"anonymous", "staffA", "appA", "adminA", "staffB"} {
+			for _, p := range recordPaths {
+				// Update clinic A: the field alone, and with a harmless change beside it
+				// (which must not pass either).
+				for _, body := range []map[string]any{{field: assigned[field]}, {field: assigned[field], "name": "Isolation A renamed"}} {
+					a := p.send(e, "PATCH", clinicPath+"/"+e.clinicA, who, body)
+					after := clinicState()
+					ok := is4xx(a.status) && after == before
+					if who != "anonymous" && p.name != "batch" {
+						ok = ok && a.status == 403 && a.names(field, false)
+					}
+					e.c.check(ok, "clinic update of %s via %s as %s: expected 403 naming it and no change, got %d (%s -> %s): %.300s", field, p.name, who, a.status, before, after, a.raw)
+					if after != before {
+						restore()
+					}
+					cells++
+				}
+				// Create a clinic with it.
+				mark := fmt.Sprintf("iso-rule-clinic-%s-%d", strings.ToLower(who), e.next())
+				a := p.send(e, "POST", clinicPath, who, map[string]any{"name": mark, field: assigned[field]})
+				n := stored("clinics", fmt.Sprintf("name=%q", mark))
+				ok := is4xx(a.status) && n == 0
+				if who != "anonymous" && p.name != "batch" {
+					ok = ok && a.status == 403 && a.names(field, false)
+				}
+				e.c.check(ok, "clinic create with %s via %s as %s: expected 403 naming it and nothing stored, got %d (%d stored): %.300s", field, p.name, who, a.status, n, a.raw)
+				cells++
+			}
+		}
+	}
+	// The control: a superuser assigns (and clears) clinic B's WhatsApp sender.
+	st, _ := e.call("PATCH", clinicPath+"/"+e.clinicB, "superuser", map[string]any{"whatsapp_sender": "whatsapp:+15005550199"})
+	got := e.field("clinics", e.clinicB, "whatsapp_sender")
+	e.call("PATCH", clinicPath+"/"+e.clinicB, "superuser", map[string]any{"whatsapp_sender": ""})
+	e.c.check(st == 200 && got == "whatsapp:+15005550199", "a superuser assigns clinic B's sender: %d, now %q", st, got)
+	cells++
+
+	cells += e.previewPrices(t)
+	cells += e.healthRates(t)
+	return cells
+}
+
+// previewPrices gives clinic B's message a price no other message has, then asks each
+// caller for an estimate: only clinic B's callers (and a superuser asking for clinic B)
+// may see it. A template code resolves there as on a create.
+func (e *isoEnv) previewPrices(t *testing.T) int {
+	api, su := e.a.api, e.tokens["superuser"]
+	api.must(t, "PATCH", "/api/collections/messages/records/"+e.msgB, su, map[string]any{"cost": 0.37, "currency": "SAR", "segments": 1}, 200)
+	cells := 0
+	scenarios := []struct {
+		who, clinic string
+		wantB       bool // the estimate must be clinic B's price (else it must not be)
+		version     string
+	}{
+		{"staffA", "", false, "Kestrel A version"},
+		{"appA", "", false, "Kestrel A version"},
+		{"adminA", "", false, "Kestrel A version"},
+		{"staffB", "", true, "Kestrel B version"},
+		{"superuser", e.clinicA, false, "Kestrel A version"},
+		{"superuser", e.clinicB, true, "Kestrel B version"},
+	}
+	for _, s := range scenarios {
+		body := map[string]any{"channel": "sms", "template": "iso_both"}
+		if s.clinic != "" {
+			body["clinic"] = s.clinic
+		}
+		st, res := e.call("POST", "/api/clinicmsg/preview", s.who, body)
+		cost, _ := res["cost_estimate"].(map[string]any)
+		isB := cost != nil && cost["per_segment"] == 0.37 && cost["currency"] == "SAR"
+		e.c.check(st == 200 && isB == s.wantB && res["body"] == s.version, "preview as %s (clinic %q): expected B's price %v and %q, got %d %v", s.who, s.clinic, s.wantB, s.version, st, res)
+		cells++
+	}
+	for _, who := range []string{"staffA", "appA", "adminA"} {
+		st, res := e.call("POST", "/api/clinicmsg/preview", who, map[string]any{"channel": "sms", "template": "iso_b_only"})
+		data, _ := res["data"].(map[string]any)
+		_, named := data["template"]
+		e.c.check(st == 400 && named, "preview of clinic B's template as %s: expected 400 naming template, got %d %v", who, st, res)
+		cells++
+	}
+	st, _ := e.call("POST", "/api/clinicmsg/preview", "anonymous", map[string]any{"channel": "sms", "body": "Kestrel"})
+	e.c.check(st == 401, "a guest's preview: %d", st)
+	return cells + 1
+}
+
+// healthRates makes one clinic's messages fail on both SMS providers and asks /health as
+// that clinic's staff and as another's. Two new clinics: health caches each clinic's
+// figures for 30 s, and clinics A and B were asked moments ago.
+func (e *isoEnv) healthRates(t *testing.T) int {
+	api, su := e.a.api, e.tokens["superuser"]
+	failing, usersF := e.a.addClinic(su, "Isolation Failing", "staff")
+	_, usersQ := e.a.addClinic(su, "Isolation Quiet", "staff")
+	e.tokens["staffF"], e.tokens["staffQ"] = usersF["staff"].Token, usersQ["staff"].Token
+	e.sec.add("auth token", e.tokens["staffF"], e.tokens["staffQ"])
+	var batch []any
+	for range 6 {
+		to := e.phone()
+		e.fake.ReplyToNumber(to, providertest.TwilioServerError())
+		e.uni.ReplyToNumber(to, providertest.HTMLUnavailable())
+		batch = append(batch, map[string]any{"channel": "sms", "to": to, "body": "Kestrel failing"})
+	}
+	api.must(t, "POST", "/api/clinicmsg/send", e.tokens["staffF"], batch, 200)
+	filter := "clinic='" + failing + "' && attempts>0 && error_code!=''"
+	tried := poll(20*time.Second, 100*time.Millisecond, func() bool { return api.count(t, su, "messages", filter) >= 6 })
+	e.c.check(tried, "the failing clinic's messages were not tried: %d of 6", api.count(t, su, "messages", filter))
+	worst := func(who string) (float64, map[string]any) {
+		st, res := e.call("GET", "/api/clinicmsg/health", who, nil)
+		if st != 200 {
+			return -1, res
+		}
+		top := 0.0
+		chs, _ := res["channels"].(map[string]any)
+		for _, v := range chs {
+			ch, _ := v.(map[string]any)
+			for _, c := range []map[string]any{ch, func() map[string]any { fb, _ := ch["fallback"].(map[string]any); return fb }()} {
+				if r, ok := c["error_rate"].(float64); ok && r > top {
+					top = r
+				}
+			}
+		}
+		return top, res
+	}
+	rate, res := worst("staffF")
+	e.c.check(rate > 0, "the failing clinic's staff must see its own error rate, got %v: %v", rate, res)
+	rate, res = worst("staffQ")
+	e.c.check(rate == 0, "another clinic's staff must not see the failing clinic's error rate, got %v: %v", rate, res)
+	return 3
+}
