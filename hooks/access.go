@@ -68,16 +68,38 @@ func (s *Service) guardClinicSettings(e *core.RequestEvent, _ *core.Collection) 
 	if e.Auth == nil || e.HasSuperuserAuth() {
 		return e.Next() // guests are refused by the rules; superusers assign these
 	}
-	info, err := e.RequestInfo()
+	if err := refuseAssignedClinicFields(e); err != nil {
+		return err
+	}
+	return e.Next()
+}
+
+// onClinicWriteRequest is guardClinicSettings for every path of a clinic's create or
+// update, /api/batch included, which does not pass the router's middleware.
+func (s *Service) onClinicWriteRequest(e *core.RecordRequestEvent) error {
+	if e.Auth != nil && !e.HasSuperuserAuth() {
+		if err := refuseAssignedClinicFields(e.RequestEvent); err != nil {
+			return err
+		}
+	}
+	return e.Next()
+}
+
+// refuseAssignedClinicFields answers a write of an assigned clinic field with a 403 naming
+// it. It reads the body as the caller sent it: PocketBase drops a hidden field
+// (app_webhook_secret) a clinic user writes before its rules see it, and would apply the
+// rest of the request.
+func refuseAssignedClinicFields(e *core.RequestEvent) error {
+	body, err := callerFields(e)
 	if err != nil {
 		return e.BadRequestError("Failed to read the request body.", err)
 	}
 	for _, f := range assignedClinicFields {
-		if _, ok := info.Body[f]; ok {
+		if _, ok := body[f]; ok {
 			return compose.FieldError(http.StatusForbidden, f, "validation_superuser_only", fmt.Sprintf("%s is assigned by a superuser and cannot be changed by a clinic", f))
 		}
 	}
-	return e.Next()
+	return nil
 }
 
 // onScopedCreateRequest fills the clinic of a clinic user's new record from the account,

@@ -285,7 +285,7 @@ func (c *Campaigns) RunOnce(ctx context.Context) error {
 				order = append(order, r.Id)
 			}
 			if r.GetString("status") == campaignRunning {
-				left, err := c.fanOut(ctx, r.Id, fairShareBatches)
+				left, err := c.fanOut(ctx, r.Id, fairShareBatches, c.othersActive(r.Id))
 				if err != nil {
 					return err
 				}
@@ -310,8 +310,17 @@ func (c *Campaigns) RunOnce(ctx context.Context) error {
 }
 
 // fairShareBatches is how many batches a running campaign fans out before the next
-// campaign's turn.
+// campaign's turn, when another one is waiting.
 const fairShareBatches = 4
+
+// othersActive reports, when asked, whether a campaign other than id is running or being
+// canceled: one count over the (small) campaigns table per share of batches.
+func (c *Campaigns) othersActive(id string) func() bool {
+	return func() bool {
+		n, err := c.s.app.CountRecords("campaigns", dbx.NewExp("id != {:id} AND (status = 'running' OR (status = 'canceled' AND finished_at = ''))", dbx.Params{"id": id}))
+		return err != nil || n > 0
+	}
+}
 
 // FanOutBatch creates the messages of the next batch of a running campaign's recipients
 // and moves its checkpoint, all in one transaction. It reports whether recipients remain.
@@ -344,7 +353,7 @@ func (c *Campaigns) FanOutBatch(id string) (bool, error) {
 // fanOut fans a running campaign out to the end of its list, or until ctx ends. Each batch
 // is checked while the one before it is being stored, so that the checks (phone numbers,
 // templates, preferences) and SQLite's single writer each keep a core busy.
-func (c *Campaigns) fanOut(ctx context.Context, id string, share int) (bool, error) {
+func (c *Campaigns) fanOut(ctx context.Context, id string, share int, othersWaiting func() bool) (bool, error) {
 	camp, err := loadCampaign(c.s.app, id)
 	if err != nil {
 		return false, fmt.Errorf("failed to load campaign %s: %w", id, err)
@@ -361,7 +370,9 @@ func (c *Campaigns) fanOut(ctx context.Context, id string, share int) (bool, err
 	for done := 1; b != nil && err == nil && ctx.Err() == nil; done++ {
 		// The next batch is checked while this one is stored, except after the last of
 		// this turn's share: the next turn resumes from the checkpoint.
-		last := done == share
+		// A turn ends after its share only when another campaign is waiting for one: alone,
+		// a campaign keeps its next batch checked while one is stored, to the end.
+		last := done%share == 0 && othersWaiting()
 		var next chan prepared
 		if !last {
 			next = make(chan prepared, 1)

@@ -71,6 +71,13 @@ func checkFieldTypes(col *core.Collection, body map[string]any) error {
 // @jsonPayload part.
 func callerFields(e *core.RequestEvent) (map[string]any, error) {
 	out := map[string]any{}
+	if strings.HasPrefix(e.Request.Header.Get("Content-Type"), "multipart/") && e.Request.MultipartForm == nil {
+		// Not parsed yet (a middleware runs before PocketBase's handler): reading the
+		// request info parses it.
+		if _, err := e.RequestInfo(); err != nil {
+			return nil, err
+		}
+	}
 	if form := e.Request.MultipartForm; form != nil {
 		for k, vs := range form.Value {
 			if k != "@jsonPayload" && len(vs) > 0 {

@@ -64,6 +64,8 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	app.OnRecordCreate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordUpdate("clinics").BindFunc(s.onClinicSave)
 	app.OnRecordDelete("clinics").BindFunc(s.onClinicDelete)
+	app.OnRecordCreateRequest("clinics").BindFunc(s.onClinicWriteRequest)
+	app.OnRecordUpdateRequest("clinics").BindFunc(s.onClinicWriteRequest)
 	app.OnRecordValidate("users").BindFunc(s.onUserValidate)
 	app.OnRecordAfterUpdateSuccess("clinics").BindFunc(func(e *core.RecordEvent) error {
 		s.clinicCache.forget(e.Record.Id)

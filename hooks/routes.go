@@ -62,16 +62,18 @@ func (s *Service) recordRouteOverrides() []recordRouteOverride {
 	return []recordRouteOverride{
 		// A guest's create is a 401 saying a token is needed (the rules answer a bare 400).
 		{http.MethodPost, clinicScoped, false, refuseGuestCreate},
+		// A clinic user's JSON message create takes the send route's group commit, which
+		// makes the guard's checks itself (message_send.go).
+		{http.MethodPost, []string{"messages"}, false, s.fastCreate},
+		// A JSON campaign create reads its recipient list as it arrives, before anything
+		// reads the whole body into memory (campaign_create.go); the rest goes on.
+		{http.MethodPost, []string{"campaigns"}, false, s.streamCampaignCreate},
 		// A clinic user's create or update names the field that crosses clinics or is
 		// server-only; a clinic's senders and webhooks are a superuser's (access.go).
 		{http.MethodPost, clinicScoped, false, s.guardClinicWrites},
 		{http.MethodPatch, clinicScoped, true, s.guardClinicWrites},
 		{http.MethodPost, []string{"clinics"}, false, s.guardClinicSettings},
 		{http.MethodPatch, []string{"clinics"}, true, s.guardClinicSettings},
-		// A clinic user's JSON message create takes the send route's group commit (send.go).
-		{http.MethodPost, []string{"messages"}, false, s.fastCreate},
-		// A JSON campaign create reads its recipient list as it arrives (campaign_create.go).
-		{http.MethodPost, []string{"campaigns"}, false, s.streamCampaignCreate},
 	}
 }
 
