@@ -740,19 +740,13 @@ func (s *Service) purgeClinic(ctx context.Context, clinic string, cutoff time.Ti
 			if len(ids) == 0 {
 				return nil
 			}
-			res, err := tx.DB().Delete("message_logs", dbx.In("message", ids...)).Execute()
+			m, l, err := store.Purge(tx, ids)
 			if err != nil {
-				return fmt.Errorf("failed to delete old message logs: %w", err)
+				return err
 			}
-			l, _ := res.RowsAffected()
-			res, err = tx.DB().Delete("messages", dbx.In("id", ids...)).Execute()
-			if err != nil {
-				return fmt.Errorf("failed to delete old messages: %w", err)
-			}
-			m, _ := res.RowsAffected()
-			n = int(m)
-			msgs += int(m)
-			logs += int(l)
+			n = m
+			msgs += m
+			logs += l
 			return nil
 		})
 		if err != nil {

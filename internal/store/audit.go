@@ -207,3 +207,19 @@ func FindOne(app core.App, collection, where string, params dbx.Params) (*core.R
 	}
 	return rec, nil
 }
+
+// Purge deletes messages past their clinic's retention, with their audit rows, in tx; it
+// reports how many of each went.
+func Purge(tx core.App, ids []any) (messages, logs int, err error) {
+	res, err := tx.DB().Delete("message_logs", dbx.In("message", ids...)).Execute()
+	if err != nil {
+		return 0, 0, fmt.Errorf("failed to delete old message logs: %w", err)
+	}
+	l, _ := res.RowsAffected()
+	res, err = tx.DB().Delete("messages", dbx.In("id", ids...)).Execute()
+	if err != nil {
+		return 0, 0, fmt.Errorf("failed to delete old messages: %w", err)
+	}
+	m, _ := res.RowsAffected()
+	return int(m), int(l), nil
+}

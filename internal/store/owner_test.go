@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-// statusWrite matches Go code that writes a status: a record's Set("status", ...) or SQL
-// that updates the message tables.
-var statusWrite = regexp.MustCompile(`Set\("status"|(?i)UPDATE\s+(\{\{)?(messages|message_logs|campaign_recipients)\b|Update\("messages"`)
+// statusWrite matches Go code that writes a status (a record's Set("status", ...)) or
+// writes the message tables (an UPDATE, DELETE or INSERT of messages or message_logs).
+var statusWrite = regexp.MustCompile(`Set\("status"|(?i)(UPDATE|DELETE\s+FROM|INSERT\s+INTO)\s+(\{\{)?(messages|message_logs)\b|(Update|Delete|Insert)\("(messages|message_logs)"`)
 
 // TestOnlyTheStoreWritesStatus fails when a non-test Go file outside internal/store writes
-// a status or updates the message tables: every status change goes through the store's
+// a status or the message tables: every status change goes through the store's
 // Transition (and its ordering rule and audit row), so a second writer is a bug waiting
 // for its first difference.
 func TestOnlyTheStoreWritesStatus(t *testing.T) {
