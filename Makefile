@@ -48,13 +48,14 @@ test: browser release
 	@[ ! -f bin/reliability-latest.json ] || awk -F'[":, ]+' '/^    "[a-z_]+": \{/{s=$$2} /"checks_failed"/{f=$$3} /"checks_passed"/{if (s!="") printf "%s: %s passed, %s failed\n", s, $$3, f}' bin/reliability-latest.json
 
 # The staff dashboard's browser tests drive Debian's Chromium (DejaVu has the Arabic glyphs
-# of its right-to-left screens); install them when missing, as root or through sudo.
+# of its right-to-left screens), and the docs' test runs their curl commands; install them
+# when missing, as root or through sudo.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "make: installing Debian's chromium for the dashboard's browser tests"; \
+	@command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { \
+		echo "make: installing Debian's chromium and curl for the browser and docs tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core curl >/dev/null; }
 
 # `make test` writes the dashboard's screenshots to bin/screenshots; this refreshes the ones
 # the docs show.
