@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"encoding/json"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,20 +9,13 @@ import (
 	"github.com/pocketbase/pocketbase/tools/types"
 )
 
-// The fuzz targets of the create path: what a client or a campaign list can put in front
-// of normalizePhone, render and parseRecipients. They run their committed seed corpora
-// (testdata/fuzz/FuzzXxx/) with every `go test` and search for new inputs with `make fuzz`.
-// None may panic, hang or allocate more than its input warrants. A panic here is worse than
-// a 500: the campaign runner calls the same code in a goroutine of its own, where a panic
-// ends the process, and the unchanged checkpoint makes it panic again after every restart.
+// The campaign list's fuzz target (phone numbers and rendering are fuzzed in
+// internal/compose): a panic here is worse than a 500, since the campaign runner reads the
+// same list in a goroutine of its own, where a panic ends the process, and the unchanged
+// checkpoint makes it panic again after every restart.
 
 // fuzzDeadline is how long one call may take before it counts as a hang.
 const fuzzDeadline = 2 * time.Second
-
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
-// fuzzRegions are regions a clinic may be in (its `country`), and a few odd ones.
-var fuzzRegions = []string{"SA", "AE", "EG", "GB", "US", "IN", "PK", "ZZ", "", "sa", "001"}
 
 // FuzzParseRecipients: a campaign's recipient list is a JSON list of numbers or objects; any
 // other input is refused with a message, never a panic, and never more recipients than the

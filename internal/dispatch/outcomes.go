@@ -135,18 +135,8 @@ func (d *Dispatcher) markSentLeased(tx core.App, c claimed, r *providers.Receipt
 		status = r.Status
 	}
 	now := types.NowDateTime()
-	set := map[string]any{"status_reason": "", "error_code": "", "error_message": "", "next_attempt_at": "",
-		"provider": c.provider}
-	if r.ProviderMessageID != "" {
-		set["provider_message_id"] = r.ProviderMessageID
-	}
-	if r.Segments > 0 {
-		set["segments"] = r.Segments // the provider's billed count beats our estimate
-	}
-	if r.Cost > 0 {
-		set["cost"] = r.Cost
-		set["currency"] = r.Currency
-	}
+	set := receiptFields(c.provider, r)
+	set["status_reason"], set["error_code"], set["error_message"], set["next_attempt_at"] = "", "", "", ""
 	if c.unsent {
 		set["sent_at"] = now.String()
 	}
@@ -174,17 +164,7 @@ func (d *Dispatcher) markSent(tx core.App, rec *core.Record, provider string, r 
 	if cur == providers.StatusCanceled || cur == providers.StatusSkipped {
 		return nil
 	}
-	set := map[string]any{"provider": provider}
-	if r.ProviderMessageID != "" {
-		set["provider_message_id"] = r.ProviderMessageID
-	}
-	if r.Segments > 0 {
-		set["segments"] = r.Segments // the provider's billed count beats our estimate
-	}
-	if r.Cost > 0 {
-		set["cost"] = r.Cost
-		set["currency"] = r.Currency
-	}
+	set := receiptFields(provider, r)
 	status := cur
 	if store.Rank[cur] < store.Rank[providers.StatusSent] || cur == providers.StatusFailed {
 		status = providers.StatusSent
@@ -220,4 +200,20 @@ func Backoff(base time.Duration, attempt int, retryAfter time.Duration) time.Dur
 	wait = min(wait, time.Hour)
 	wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64()))
 	return max(wait, retryAfter)
+}
+
+// receiptFields are the columns a provider's receipt fills in on a sent message.
+func receiptFields(provider string, r *providers.Receipt) map[string]any {
+	set := map[string]any{"provider": provider}
+	if r.ProviderMessageID != "" {
+		set["provider_message_id"] = r.ProviderMessageID
+	}
+	if r.Segments > 0 {
+		set["segments"] = r.Segments // the provider's billed count beats our estimate
+	}
+	if r.Cost > 0 {
+		set["cost"] = r.Cost
+		set["currency"] = r.Currency
+	}
+	return set
 }
