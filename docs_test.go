@@ -17,9 +17,9 @@ import (
 )
 
 // docFiles are the documents whose examples TestDocs runs on one fresh appliance, in the
-// order a newcomer reads them: the README's first steps create the superuser, the clinic,
-// its users and the tokens that the other documents' examples use.
-var docFiles = []string{"README.md", "docs/API.md", "docs/WORKFLOWS.md"}
+// order a newcomer reads them: GETTING_STARTED.md's first steps create the superuser, the
+// clinic, its users and the tokens that the other documents' examples use.
+var docFiles = []string{"README.md", "docs/GETTING_STARTED.md", "docs/API.md", "docs/WORKFLOWS.md"}
 
 // docBaseURL is the address the documented commands name (`make run`'s); TestDocs points
 // them at its own appliance.
