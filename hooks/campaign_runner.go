@@ -164,23 +164,11 @@ func (s *Service) onCampaignCreate(e *core.RecordEvent) error {
 	// counter update.
 	r.Set("recipients", nil)
 	r.Set(streamedListKey, nil)
-	return saveWith(e, func(tx core.App) error { return storeRecipients(tx, r.Id, list.parts) })
+	return saveWith(e, func(tx core.App) error { return store.InsertRecipients(tx, r.Id, list.parts) })
 }
 
 // recipientsPerPart is how many recipients one campaign_recipients row holds.
 const recipientsPerPart = 1000
-
-func storeRecipients(tx core.App, campaign string, parts [][]byte) error {
-	for n, b := range parts {
-		_, err := tx.DB().Insert("campaign_recipients", dbx.Params{
-			"id": core.GenerateDefaultRandomId(), "campaign": campaign, "part": n, "recipients": string(b),
-		}).Execute()
-		if err != nil {
-			return fmt.Errorf("failed to store the recipients of campaign %s: %w", campaign, err)
-		}
-	}
-	return nil
-}
 
 // onCampaignUpdateRequest lets clinic users start a draft or cancel a campaign, and
 // nothing else.

@@ -278,41 +278,18 @@ func (r *jobRunner) claim(j *jobSpec, trigger string, started time.Time) (string
 			if other.Started >= staleBefore {
 				return fmt.Errorf("%w (in %s since %s)", ErrJobRunning, other.Owner, other.Started)
 			}
-			_, err := tx.DB().Update("job_runs", dbx.Params{"outcome": "failed", "error": "abandoned: the process running it stopped"}, dbx.HashExp{"id": other.ID}).Execute()
-			if err != nil {
-				return fmt.Errorf("failed to close an abandoned run: %w", err)
+			if err := store.AbandonJobRun(tx, other.ID); err != nil {
+				return err
 			}
 		}
-		col, err := tx.FindCachedCollectionByNameOrId("job_runs")
-		if err != nil {
-			return fmt.Errorf("failed to find job_runs: %w", err)
-		}
-		rec := core.NewRecord(col)
-		rec.Set("job", j.name)
-		rec.Set("trigger", trigger)
-		rec.Set("outcome", "running")
-		rec.Set("started", started)
-		rec.Set("owner", r.owner)
-		if err := tx.Save(rec); err != nil {
-			return fmt.Errorf("failed to record the job's start: %w", err)
-		}
-		id = rec.Id
-		return nil
+		id, err = store.StartJobRun(tx, j.name, trigger, r.owner, started)
+		return err
 	})
 	return id, err
 }
 
 func (r *jobRunner) finish(id string, res JobResult) error {
-	rec, err := r.s.app.FindRecordById("job_runs", id)
-	if err != nil {
-		return fmt.Errorf("failed to find the job's run: %w", err)
-	}
-	rec.Set("outcome", res.Outcome)
-	rec.Set("finished", res.Started.Add(res.Duration))
-	rec.Set("duration_ms", res.Duration.Milliseconds())
-	rec.Set("detail", res.Detail)
-	rec.Set("error", store.Truncate(res.Error, 2000))
-	return r.s.app.Save(rec)
+	return store.FinishJobRun(r.s.app, id, res.Outcome, res.Started.Add(res.Duration), res.Duration, res.Detail, res.Error)
 }
 
 // JobStatus is one line of `clinicmsg jobs list`.
@@ -700,20 +677,14 @@ func (s *Service) cleanupOld(ctx context.Context, run *jobRun) error {
 	}
 	// Housekeeping rides along with the purge: old job history and the statistics of
 	// clinics that no longer exist.
-	res, err := s.app.DB().NewQuery("DELETE FROM job_runs WHERE started < {:before} AND outcome != 'running'").
-		Bind(dbx.Params{"before": store.FormatTime(now.Add(-jobRunsKeep))}).Execute()
+	n, err := store.PruneJobRuns(s.app, now.Add(-jobRunsKeep))
 	if err != nil {
-		return fmt.Errorf("failed to prune job_runs: %w", err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		run.set("job_runs_deleted", int(n))
+	if n > 0 {
+		run.set("job_runs_deleted", n)
 	}
-	for _, t := range statsTables {
-		if _, err := s.app.DB().NewQuery("DELETE FROM " + t + " WHERE clinic NOT IN (SELECT id FROM clinics)").Execute(); err != nil {
-			return fmt.Errorf("failed to prune statistics of deleted clinics: %w", err)
-		}
-	}
-	return nil
+	return store.PruneStatsOfDeletedClinics(s.app)
 }
 
 // purgeClinic deletes the clinic's messages created before cutoff, and their logs (raw

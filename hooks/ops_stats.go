@@ -25,8 +25,6 @@ import (
 // yet; either way they are SQL aggregates over idx_messages_clinic_created, never records
 // loaded one by one.
 
-var statsTables = []string{"clinicmsg_stats_days", "clinicmsg_stats_counts", "clinicmsg_stats_latency"}
-
 const (
 	// statsRecentDays is how many finished days every roll-up recomputes: late delivery
 	// reports and polls still change them. Older days are recomputed when a change to one
@@ -138,27 +136,6 @@ type latencyRow struct {
 	N      int    `db:"n"`
 }
 
-// The SQL that counts one clinic's messages created in [start, end). The roll-up stores
-// exactly what the live path reads.
-const (
-	countSQL = `SELECT channel, status, provider, currency, (attempts > 1) AS retried, error_code,
-			COUNT(*) AS n, TOTAL(cost) AS cost
-		FROM messages WHERE clinic = {:clinic} AND created >= {:start} AND created < {:end}
-		GROUP BY channel, status, provider, currency, retried, error_code`
-	// Latencies go into buckets of about 10% width (bucket b ≈ e^(b/10) ms), so that a year
-	// of them rolls up into a few hundred rows per day. "queue" runs from when the message
-	// was due (created, or send_at if later) to sent; "delivery" from sent to delivered.
-	latencySQL = `SELECT 'queue' AS kind, CAST(round(ln(max(ms, 1)) * 10) AS INTEGER) AS bucket, COUNT(*) AS n
-		FROM (SELECT (julianday(sent_at) - julianday(CASE WHEN send_at > created THEN send_at ELSE created END)) * 86400000.0 AS ms
-			FROM messages WHERE clinic = {:clinic} AND created >= {:start} AND created < {:end} AND sent_at != '')
-		GROUP BY bucket
-		UNION ALL
-		SELECT 'delivery' AS kind, CAST(round(ln(max(ms, 1)) * 10) AS INTEGER) AS bucket, COUNT(*) AS n
-		FROM (SELECT (julianday(delivered_at) - julianday(sent_at)) * 86400000.0 AS ms
-			FROM messages WHERE clinic = {:clinic} AND created >= {:start} AND created < {:end} AND sent_at != '' AND delivered_at != '')
-		GROUP BY bucket`
-)
-
 // statsDay is one local day with its bounds in UTC.
 type statsDay struct {
 	name       string
@@ -231,14 +208,14 @@ func (s *Service) messageStats(app core.App, c clinicInfo, days int, now time.Ti
 func countDay(app core.App, clinic string, d statsDay) ([]countRow, []latencyRow, error) {
 	params := dbx.Params{"clinic": clinic, "start": store.FormatTime(d.start), "end": store.FormatTime(d.end)}
 	var counts []countRow
-	if err := app.DB().NewQuery(countSQL).Bind(params).All(&counts); err != nil {
+	if err := app.DB().NewQuery(store.StatsCountSQL).Bind(params).All(&counts); err != nil {
 		return nil, nil, fmt.Errorf("failed to count messages of %s: %w", d.name, err)
 	}
 	for i := range counts {
 		counts[i].Day = d.name
 	}
 	var lat []latencyRow
-	if err := app.DB().NewQuery(latencySQL).Bind(params).All(&lat); err != nil {
+	if err := app.DB().NewQuery(store.StatsLatencySQL).Bind(params).All(&lat); err != nil {
 		return nil, nil, fmt.Errorf("failed to measure latencies of %s: %w", d.name, err)
 	}
 	return counts, lat, nil
@@ -503,25 +480,7 @@ func (s *Service) rollupStats(ctx context.Context, run *jobRun) error {
 
 // rollupDay replaces one clinic day's roll-up in one transaction.
 func (s *Service) rollupDay(clinic, tz string, d statsDay) error {
-	params := dbx.Params{"clinic": clinic, "day": d.name, "start": store.FormatTime(d.start), "end": store.FormatTime(d.end),
-		"tz": tz, "computed": store.FormatTime(time.Now())}
-	err := s.app.RunInTransaction(func(tx core.App) error {
-		for _, q := range []string{
-			"DELETE FROM clinicmsg_stats_counts WHERE clinic = {:clinic} AND day = {:day}",
-			"DELETE FROM clinicmsg_stats_latency WHERE clinic = {:clinic} AND day = {:day}",
-			`INSERT INTO clinicmsg_stats_counts (clinic, day, channel, status, provider, currency, retried, error_code, n, cost)
-				SELECT {:clinic}, {:day}, channel, status, provider, currency, retried, error_code, n, cost FROM (` + countSQL + `)`,
-			`INSERT INTO clinicmsg_stats_latency (clinic, day, kind, bucket, n)
-				SELECT {:clinic}, {:day}, kind, bucket, n FROM (` + latencySQL + `)`,
-			`INSERT OR REPLACE INTO clinicmsg_stats_days (clinic, day, tz, computed) VALUES ({:clinic}, {:day}, {:tz}, {:computed})`,
-		} {
-			if _, err := tx.DB().NewQuery(q).Bind(params).Execute(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := store.RollupDay(s.app, clinic, d.name, tz, d.start, d.end); err != nil {
 		return fmt.Errorf("failed to roll up %s of clinic %s: %w", d.name, clinic, err)
 	}
 	return nil
@@ -541,9 +500,7 @@ func (s *Service) markStatsDirty(app core.App, rec *core.Record) {
 	if err != nil {
 		return // the clinic is gone; cleanup prunes its statistics
 	}
-	_, err = app.DB().NewQuery("DELETE FROM clinicmsg_stats_days WHERE clinic = {:clinic} AND day = {:day}").
-		Bind(dbx.Params{"clinic": c.ID, "day": created.In(c.location()).Format(time.DateOnly)}).Execute()
-	if err != nil {
+	if err := store.MarkStatsDayDirty(app, c.ID, created.In(c.location()).Format(time.DateOnly)); err != nil {
 		app.Logger().Warn("failed to mark a statistics day for recount", "message", rec.Id, "error", err)
 	}
 }
@@ -551,14 +508,5 @@ func (s *Service) markStatsDirty(app core.App, rec *core.Record) {
 // pruneStats drops a clinic's roll-up before cutoffDay, whose messages are gone, and the
 // marker of cutoffDay itself, which is now partly deleted.
 func (s *Service) pruneStats(clinic, cutoffDay string) error {
-	params := dbx.Params{"clinic": clinic, "day": cutoffDay}
-	for _, t := range statsTables {
-		if _, err := s.app.DB().NewQuery("DELETE FROM " + t + " WHERE clinic = {:clinic} AND day < {:day}").Bind(params).Execute(); err != nil {
-			return fmt.Errorf("failed to prune old statistics: %w", err)
-		}
-	}
-	if _, err := s.app.DB().NewQuery("DELETE FROM clinicmsg_stats_days WHERE clinic = {:clinic} AND day = {:day}").Bind(params).Execute(); err != nil {
-		return fmt.Errorf("failed to prune old statistics: %w", err)
-	}
-	return nil
+	return store.PruneStats(s.app, clinic, cutoffDay)
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // statusWrite matches Go code that writes a status (a record's Set("status", ...)) or
-// writes the message tables (an UPDATE, DELETE or INSERT of messages or message_logs).
-var statusWrite = regexp.MustCompile(`Set\("status"|(?i)(UPDATE|DELETE\s+FROM|INSERT\s+INTO)\s+(\{\{)?(messages|message_logs)\b|(Update|Delete|Insert)\("(messages|message_logs)"`)
+// writes the tables the store owns: messages, message_logs, campaign_recipients, job_runs
+// and the statistics roll-ups.
+var statusWrite = regexp.MustCompile(`Set\("status"|(?i)(UPDATE|DELETE\s+FROM|INSERT(\s+OR\s+REPLACE)?\s+INTO)\s+(\{\{)?(messages|message_logs|campaign_recipients|job_runs|clinicmsg_stats_\w+)\b|(Update|Delete|Insert)\("(messages|message_logs|campaign_recipients|job_runs)"`)
 
 // TestOnlyTheStoreWritesStatus fails when a non-test Go file outside internal/store writes
 // a status or the message tables: every status change goes through the store's
@@ -27,7 +28,8 @@ func TestOnlyTheStoreWritesStatus(t *testing.T) {
 		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
 			switch rel {
-			case ".git", "bench", "bin", "dist", "pb_data", filepath.Join("internal", "store"), filepath.Join("ui", "vendor"):
+			// Migrations create these tables and move their data once; the bench seeds them.
+			case ".git", "bench", "bin", "dist", "pb_data", "pb_migrations", filepath.Join("internal", "store"), filepath.Join("ui", "vendor"):
 				return filepath.SkipDir
 			}
 			return nil
@@ -50,6 +52,6 @@ func TestOnlyTheStoreWritesStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(offenders) > 0 {
-		t.Fatalf("expected only internal/store to write a status or update the message tables, found:\n%s", strings.Join(offenders, "\n"))
+		t.Fatalf("expected only internal/store to write a status or the tables it owns, found:\n%s", strings.Join(offenders, "\n"))
 	}
 }
