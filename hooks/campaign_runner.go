@@ -18,6 +18,7 @@ import (
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/dbx"
+	validation "github.com/pocketbase/ozzo-validation/v4"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/pocketbase/pocketbase/tools/types"
@@ -89,6 +90,7 @@ type skippedRecipient struct {
 	Index  int    `json:"index"`
 	To     string `json:"to"`
 	Field  string `json:"field,omitempty"`
+	Code   string `json:"code,omitempty"` // the error code a create answers, for the dashboard to translate
 	Reason string `json:"reason"`
 }
 
@@ -456,7 +458,7 @@ func (c *Campaigns) prepareBatch(camp *core.Record, start int) (*fanBatch, error
 		i := start + j
 		if err := errs[j]; err != nil {
 			if apiErr := asAPIError(err); apiErr != nil {
-				b.skipped = append(b.skipped, skippedRecipient{Index: i, To: list[j].To, Field: errorField(apiErr), Reason: apiErr.Message})
+				b.skipped = append(b.skipped, skippedRecipient{Index: i, To: list[j].To, Field: errorField(apiErr), Code: errorCode(apiErr), Reason: apiErr.Message})
 				continue
 			}
 			return nil, fmt.Errorf("failed to check campaign message %d: %w", i, err)
@@ -490,7 +492,7 @@ func (c *Campaigns) storeBatch(b *fanBatch, result *campaignResult) error {
 		for j, m := range b.msgs {
 			if r := refused[j]; r != nil {
 				apiErr := asAPIError(r)
-				batch.Skipped = append(batch.Skipped, skippedRecipient{Index: b.index[j], To: m.rec.GetString("to"), Field: errorField(apiErr), Reason: apiErr.Message})
+				batch.Skipped = append(batch.Skipped, skippedRecipient{Index: b.index[j], To: m.rec.GetString("to"), Field: errorField(apiErr), Code: errorCode(apiErr), Reason: apiErr.Message})
 				continue
 			}
 			created++
@@ -520,6 +522,22 @@ func (c *Campaigns) storeBatch(b *fanBatch, result *campaignResult) error {
 var errCampaignMoved = errors.New("the campaign changed while its batch was checked")
 
 // errorField is the field an API error names, or "".
+// errorCode is the code of the field an API error names, or "".
+func errorCode(apiErr *router.ApiError) string {
+	for _, v := range apiErr.Data {
+		switch x := v.(type) {
+		case validation.Error:
+			return x.Code()
+		case map[string]any: // PocketBase's safe form of a field error
+			code, _ := x["code"].(string)
+			return code
+		case map[string]string:
+			return x["code"]
+		}
+	}
+	return ""
+}
+
 func errorField(apiErr *router.ApiError) string {
 	for k := range apiErr.Data {
 		return k

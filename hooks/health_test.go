@@ -238,5 +238,7 @@ func TestEmailWithoutSMTPIsToldTruthfully(t *testing.T) {
 	chs, _ := health.Body["channels"].(map[string]any)
 	email, _ := chs["email"].(map[string]any)
 	must(t, email["status"] == "unconfigured", "expected email unconfigured, got %v", email)
+	notes, _ := email["notes"].([]any)
+	must(t, len(notes) == 1 && notes[0].(map[string]any)["code"] == "email_unconfigured", "expected the note as a code, got %v", email["notes"])
 	must(t, health.str("status") == "healthy", "an unconfigured channel must not degrade the appliance: %s", health.Raw)
 }

@@ -119,6 +119,7 @@ func (s *Service) handlePreview(e *core.RequestEvent) error {
 type invalidRecipient struct {
 	Index  int    `json:"index"`
 	To     string `json:"to"`
+	Code   string `json:"code"` // the same code a create answers for this recipient
 	Reason string `json:"reason"`
 }
 
@@ -126,7 +127,7 @@ type invalidRecipient struct {
 func (s *Service) checkRecipients(clinic *core.Record, channel string, list []any) (int, []invalidRecipient) {
 	recs, err := parseRecipients(list)
 	if err != nil {
-		return 0, []invalidRecipient{{Index: -1, Reason: err.Error()}}
+		return 0, []invalidRecipient{{Index: -1, Code: "validation_invalid_recipients", Reason: err.Error()}}
 	}
 	valid := 0
 	invalid := []invalidRecipient{}
@@ -139,9 +140,11 @@ func (s *Service) checkRecipients(clinic *core.Record, channel string, list []an
 		}
 		switch {
 		case errors.Is(err, compose.ErrNotMobile):
-			invalid = append(invalid, invalidRecipient{i, r.To, "not a mobile number"})
+			invalid = append(invalid, invalidRecipient{i, r.To, "validation_not_mobile", "not a mobile number"})
+		case err != nil && channel == providers.ChannelEmail:
+			invalid = append(invalid, invalidRecipient{i, r.To, "validation_invalid_email", "not a valid email address"})
 		case err != nil:
-			invalid = append(invalid, invalidRecipient{i, r.To, "not a valid " + map[bool]string{true: "email address", false: "phone number"}[channel == providers.ChannelEmail]})
+			invalid = append(invalid, invalidRecipient{i, r.To, "validation_invalid_phone", "not a valid phone number"})
 		default:
 			valid++
 		}

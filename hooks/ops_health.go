@@ -58,6 +58,32 @@ type ChannelHealth struct {
 	ErrorRate *float64       `json:"error_rate"`
 	Attempted int            `json:"attempted,omitzero"` // superusers only: it spans all clinics
 	Fallback  *ChannelHealth `json:"fallback,omitzero"`
+	// Notes are Detail's sentences as codes and their parameters, so the dashboard says
+	// them in the reader's language.
+	Notes []HealthNote `json:"notes"`
+}
+
+// HealthNote is one note on a channel's health: check_passed, no_check, check_failed
+// (error), email_unconfigured, no_provider, fallback (provider, status), error_rate (rate
+// in percent, minutes).
+type HealthNote struct {
+	Code     string  `json:"code"`
+	Provider string  `json:"provider,omitempty"`
+	Status   string  `json:"status,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Rate     float64 `json:"rate,omitempty"`
+	Minutes  int     `json:"minutes,omitempty"`
+}
+
+// note adds a note to the channel's health, as a code and as the English sentence of
+// Detail.
+func (ch *ChannelHealth) note(n HealthNote, text string) {
+	ch.Notes = append(ch.Notes, n)
+	if ch.Detail == "" {
+		ch.Detail = text
+	} else {
+		ch.Detail += "; " + text
+	}
 }
 
 // providerCheck is a cached Checker answer.
@@ -241,7 +267,9 @@ func (h *healthChecker) channelsWith(ctx context.Context, ttl time.Duration, rat
 	for _, channel := range store.Channels {
 		rt, ok := h.s.Router.Route(channel)
 		if !ok {
-			out[channel] = ChannelHealth{Status: healthDown, CheckedAt: time.Now().UTC(), Detail: "no provider is configured for this channel"}
+			ch := ChannelHealth{Status: healthDown, CheckedAt: time.Now().UTC()}
+			ch.note(HealthNote{Code: "no_provider"}, "no provider is configured for this channel")
+			out[channel] = ch
 			continue
 		}
 		ch := h.providerHealth(ctx, rt.Primary, rates, ttl)
@@ -250,7 +278,7 @@ func (h *healthChecker) channelsWith(ctx context.Context, ttl time.Duration, rat
 			ch.Fallback = &fb
 			if ch.Status == healthDown && fb.Status != healthDown {
 				ch.Status = healthDegraded
-				ch.Detail += "; the fallback provider " + rt.Fallback + " is " + fb.Status
+				ch.note(HealthNote{Code: "fallback", Provider: rt.Fallback, Status: fb.Status}, "the fallback provider "+rt.Fallback+" is "+fb.Status)
 			}
 		}
 		out[channel] = ch
@@ -260,17 +288,20 @@ func (h *healthChecker) channelsWith(ctx context.Context, ttl time.Duration, rat
 
 func (h *healthChecker) providerHealth(ctx context.Context, name string, rates map[string]rateSample, ttl time.Duration) ChannelHealth {
 	c := h.check(ctx, name, ttl)
-	ch := ChannelHealth{Status: healthHealthy, Provider: name, CheckedAt: c.at, Detail: "check passed"}
+	ch := ChannelHealth{Status: healthHealthy, Provider: name, CheckedAt: c.at}
 	switch {
 	case !c.checked:
-		ch.Detail = "the provider has no health check; status from its recent error rate"
+		ch.note(HealthNote{Code: "no_check"}, "the provider has no health check; status from its recent error rate")
 	case errors.Is(c.err, providers.ErrNotConfigured):
 		ch.Status = healthUnconfigured
-		ch.Detail = store.Truncate(c.err.Error(), 200)
+		ch.note(HealthNote{Code: name + "_unconfigured"}, store.Truncate(c.err.Error(), 200))
 		return ch
 	case c.err != nil:
 		ch.Status = healthDown
-		ch.Detail = "check failed: " + store.Truncate(c.err.Error(), 200)
+		msg := store.Truncate(c.err.Error(), 200)
+		ch.note(HealthNote{Code: "check_failed", Error: msg}, "check failed: "+msg)
+	default:
+		ch.note(HealthNote{Code: "check_passed"}, "check passed")
 	}
 	r := rates[name]
 	ch.Attempted = r.attempted
@@ -289,7 +320,8 @@ func (h *healthChecker) providerHealth(ctx context.Context, name string, rates m
 			ch.Status = status
 		}
 		if status != healthHealthy {
-			ch.Detail += fmt.Sprintf("; %.0f%% of its messages in the last %d minutes failed on the provider's side", 100*rate, int(errorWindow.Minutes()))
+			ch.note(HealthNote{Code: "error_rate", Rate: pct, Minutes: int(errorWindow.Minutes())},
+				fmt.Sprintf("%.0f%% of its messages in the last %d minutes failed on the provider's side", 100*rate, int(errorWindow.Minutes())))
 		}
 	}
 	return ch
