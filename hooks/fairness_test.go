@@ -78,3 +78,29 @@ func TestCampaignsTakeTurns(t *testing.T) {
 	fannedA := e.countMessages("campaign = '" + a.str("id") + "'")
 	must(t, fannedA < len(long), "clinic B's campaign must not wait for clinic A's whole list (A had %d of %d)", fannedA, len(long))
 }
+
+// TestCampaignClaimsTakeTurns: with the provider limited to 100 segments a second and clinic
+// A's 1,500-recipient campaign already queued, clinic B's small campaign is sent within a
+// few seconds, not after A's backlog: the claim takes campaign messages clinic by clinic.
+func TestCampaignClaimsTakeTurns(t *testing.T) {
+	fake := providertest.NewTwilio(t)
+	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.TwilioMPS = 100 })
+	long := make([]string, 1500)
+	for i := range long {
+		long[i] = fmt.Sprintf("0508%06d", i)
+	}
+	a := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "A recall", "channel": "sms", "body": "Recall A", "category": "marketing", "recipients": long})
+	must(t, a.Status == 200, "campaign A: %s", a.Raw)
+	waitFor(t, 20*time.Second, "clinic A's campaign queued", func() bool {
+		return e.countMessages("campaign = '"+a.str("id")+"'") == len(long)
+	})
+	short := []string{"0509000001", "0509000002", "0509000003", "0509000004", "0509000005"}
+	b := e.do("POST", "/api/collections/campaigns/records", "staffB", map[string]any{"name": "B recall", "channel": "sms", "body": "Recall B", "category": "marketing", "recipients": short})
+	must(t, b.Status == 200, "campaign B: %s", b.Raw)
+	waitFor(t, 6*time.Second, "clinic B's campaign sent", func() bool {
+		return e.countMessages("campaign = '"+b.str("id")+"' && (status = 'sent' || status = 'delivered')") == len(short)
+	})
+	left := e.countMessages("campaign = '" + a.str("id") + "' && (status = 'queued' || status = 'sending')")
+	must(t, left > 0, "the test needs clinic A's campaign still draining when B's is sent")
+	e.do("PATCH", "/api/collections/campaigns/records/"+a.str("id"), "adminA", map[string]any{"status": "canceled"})
+}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -12,36 +11,44 @@ import (
 	"clinicmsg/internal/store"
 )
 
-// TestClaimReadsItsIndexes: each half of the claim reads its own partial index, so neither
-// single messages nor campaign messages are found by walking the other kind's backlog.
+// TestClaimReadsItsIndexes: single messages are found on their own partial index, each
+// clinic's campaign messages on the campaign index by clinic, and the clinics themselves by
+// seeking from one to the next, so no part walks another kind's or another clinic's backlog.
 func TestClaimReadsItsIndexes(t *testing.T) {
 	app, err := tests.NewTestApp()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer app.Cleanup()
-	q := strings.NewReplacer("{:now}", "'2030-01-01'", "{:lease}", "'2030-01-01'", "{:n}", "16").Replace(fmt.Sprintf(store.ClaimSQL, ""))
-	rows, err := app.DB().NewQuery("EXPLAIN QUERY PLAN " + q).Rows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notUsed int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+	plan := func(q string) string {
+		q = strings.NewReplacer("{:now}", "'2030-01-01'", "{:lease}", "'2030-01-01'", "{:n}", "16", "{:k}", "8", "{:cl0}", "'a'", "{:cl1}", "'b'").Replace(q)
+		rows, err := app.DB().NewQuery("EXPLAIN QUERY PLAN " + q).Rows()
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan = append(plan, detail)
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		return strings.Join(lines, "\n")
 	}
-	text := strings.Join(plan, "\n")
-	for _, want := range []string{"USING INDEX idx_messages_due_single", "USING INDEX idx_messages_due_campaign"} {
-		if !strings.Contains(text, want) {
-			t.Fatalf("expected the claim's plan to use %s, got:\n%s", want, text)
+	claim := plan(store.ClaimSQL(2))
+	for _, want := range []string{"USING INDEX idx_messages_due_single", "USING INDEX idx_messages_due_campaign (clinic=? AND next_attempt_at<?)"} {
+		if !strings.Contains(claim, want) {
+			t.Fatalf("expected the claim's plan to use %s, got:\n%s", want, claim)
 		}
 	}
-	if strings.Contains(text, "idx_messages_due ") || strings.Contains(text, "SCAN messages") {
-		t.Fatalf("expected no walk of the whole queue, got:\n%s", text)
+	if strings.Contains(claim, "idx_messages_due ") || strings.Contains(claim, "SCAN messages") || strings.Contains(claim, "TEMP B-TREE") {
+		t.Fatalf("expected no walk or sort of the queue, got:\n%s", claim)
+	}
+	clinics := plan(store.CampaignClinicsSQL)
+	if strings.Contains(clinics, "SCAN messages") || !strings.Contains(clinics, "idx_messages_due_campaign") {
+		t.Fatalf("expected the clinics found by seeks on the campaign index, got:\n%s", clinics)
 	}
 }

@@ -1,4 +1,8 @@
 package store
 
-// ClaimSQL is the claim's statement, for the test that reads its query plan.
-var ClaimSQL = claimSQL
+// ClaimSQL is the claim's statement for campaign messages of clinics clinics, for the test
+// that reads its query plan; CampaignClinicsSQL the clinics' list.
+func ClaimSQL(clinics int) string { return claimSQL(clinics, "") }
+
+// CampaignClinicsSQL lists the clinics with queued campaign messages.
+const CampaignClinicsSQL = campaignClinicsSQL
