@@ -15,15 +15,10 @@ import (
 func TestSingleMessagesOvertakeACampaign(t *testing.T) {
 	fake := providertest.NewTwilio(t)
 	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.TwilioMPS = 100 })
-	list := make([]string, 3000)
-	for i := range list {
-		list[i] = fmt.Sprintf("0503%06d", i)
-	}
-	camp := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "Flu season", "channel": "sms", "body": "Flu shots are here.", "category": "marketing", "recipients": list})
-	must(t, camp.Status == 200, "campaign: %.300s", camp.Raw)
+	camp := startCampaign(t, e, "adminA", "Flu season", numbers("0503", 3000))
 	// Let the campaign's messages fill the queue first.
 	waitFor(t, 10*time.Second, "a campaign backlog of 1000 queued messages", func() bool {
-		return e.countMessages("campaign = '"+camp.str("id")+"' && status = 'queued'") >= 1000
+		return e.countMessages("campaign = '"+camp+"' && status = 'queued'") >= 1000
 	})
 
 	lab := e.do("POST", "/api/collections/messages/records", "staffB", map[string]any{"channel": "sms", "to": "0504000001", "body": "Your results are ready.", "category": "results"})
@@ -31,9 +26,9 @@ func TestSingleMessagesOvertakeACampaign(t *testing.T) {
 	must(t, lab.Status == 200 && appt.Status == 200, "singles: %s %s", lab.Raw, appt.Raw)
 	e.waitStatus(lab.str("id"), "sent", 5*time.Second)
 	e.waitStatus(appt.str("id"), "sent", 5*time.Second)
-	left := e.countMessages("campaign = '" + camp.str("id") + "' && (status = 'queued' || status = 'sending')")
+	left := e.countMessages("campaign = '" + camp + "' && (status = 'queued' || status = 'sending')")
 	must(t, left > 0, "the test needs the campaign still draining when the singles go")
-	e.do("PATCH", "/api/collections/campaigns/records/"+camp.str("id"), "adminA", map[string]any{"status": "canceled"})
+	e.do("PATCH", "/api/collections/campaigns/records/"+camp, "adminA", map[string]any{"status": "canceled"})
 }
 
 // TestClinicDeleteWaitsForItsMessages: a clinic with messages still to send cannot be
@@ -61,21 +56,13 @@ func TestClinicDeleteWaitsForItsMessages(t *testing.T) {
 // is being fanned out gets all its messages in before A's list is through.
 func TestCampaignsTakeTurns(t *testing.T) {
 	e := newEnv(t, func(c *hooks.Config) { c.CampaignBatch = 100 })
-	long := make([]string, 3000)
-	for i := range long {
-		long[i] = fmt.Sprintf("0506%06d", i)
-	}
-	short := make([]string, 50)
-	for i := range short {
-		short[i] = fmt.Sprintf("0507%06d", i)
-	}
-	a := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "A recall", "channel": "sms", "body": "Recall A", "category": "marketing", "recipients": long})
-	b := e.do("POST", "/api/collections/campaigns/records", "staffB", map[string]any{"name": "B recall", "channel": "sms", "body": "Recall B", "category": "marketing", "recipients": short})
-	must(t, a.Status == 200 && b.Status == 200, "campaigns: %s %s", a.Raw, b.Raw)
+	long, short := numbers("0506", 3000), numbers("0507", 50)
+	a := startCampaign(t, e, "adminA", "A recall", long)
+	b := startCampaign(t, e, "staffB", "B recall", short)
 	waitFor(t, 20*time.Second, "clinic B's campaign fanned out", func() bool {
-		return e.countMessages("campaign = '"+b.str("id")+"'") == len(short)
+		return e.countMessages("campaign = '"+b+"'") == len(short)
 	})
-	fannedA := e.countMessages("campaign = '" + a.str("id") + "'")
+	fannedA := e.countMessages("campaign = '" + a + "'")
 	must(t, fannedA < len(long), "clinic B's campaign must not wait for clinic A's whole list (A had %d of %d)", fannedA, len(long))
 }
 
@@ -85,22 +72,34 @@ func TestCampaignsTakeTurns(t *testing.T) {
 func TestCampaignClaimsTakeTurns(t *testing.T) {
 	fake := providertest.NewTwilio(t)
 	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.TwilioMPS = 100 })
-	long := make([]string, 1500)
-	for i := range long {
-		long[i] = fmt.Sprintf("0508%06d", i)
-	}
-	a := e.do("POST", "/api/collections/campaigns/records", "adminA", map[string]any{"name": "A recall", "channel": "sms", "body": "Recall A", "category": "marketing", "recipients": long})
-	must(t, a.Status == 200, "campaign A: %s", a.Raw)
+	long := numbers("0508", 1500)
+	a := startCampaign(t, e, "adminA", "A recall", long)
 	waitFor(t, 20*time.Second, "clinic A's campaign queued", func() bool {
-		return e.countMessages("campaign = '"+a.str("id")+"'") == len(long)
+		return e.countMessages("campaign = '"+a+"'") == len(long)
 	})
-	short := []string{"0509000001", "0509000002", "0509000003", "0509000004", "0509000005"}
-	b := e.do("POST", "/api/collections/campaigns/records", "staffB", map[string]any{"name": "B recall", "channel": "sms", "body": "Recall B", "category": "marketing", "recipients": short})
-	must(t, b.Status == 200, "campaign B: %s", b.Raw)
+	short := numbers("0509", 5)
+	b := startCampaign(t, e, "staffB", "B recall", short)
 	waitFor(t, 6*time.Second, "clinic B's campaign sent", func() bool {
-		return e.countMessages("campaign = '"+b.str("id")+"' && (status = 'sent' || status = 'delivered')") == len(short)
+		return e.countMessages("campaign = '"+b+"' && (status = 'sent' || status = 'delivered')") == len(short)
 	})
-	left := e.countMessages("campaign = '" + a.str("id") + "' && (status = 'queued' || status = 'sending')")
+	left := e.countMessages("campaign = '" + a + "' && (status = 'queued' || status = 'sending')")
 	must(t, left > 0, "the test needs clinic A's campaign still draining when B's is sent")
-	e.do("PATCH", "/api/collections/campaigns/records/"+a.str("id"), "adminA", map[string]any{"status": "canceled"})
+	e.do("PATCH", "/api/collections/campaigns/records/"+a, "adminA", map[string]any{"status": "canceled"})
+}
+
+// numbers are n local mobile numbers starting with prefix, each its own.
+func numbers(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%06d", prefix, i)
+	}
+	return out
+}
+
+// startCampaign creates a marketing SMS campaign as who and returns its id.
+func startCampaign(t *testing.T, e *env, who, name string, to []string) string {
+	t.Helper()
+	res := e.do("POST", "/api/collections/campaigns/records", who, map[string]any{"name": name, "channel": "sms", "body": name + ": due for a check-up.", "category": "marketing", "recipients": to})
+	must(t, res.Status == 200, "campaign %s: %.300s", name, res.Raw)
+	return res.str("id")
 }
