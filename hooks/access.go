@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ganigeorgiev/fexpr"
 	"github.com/pocketbase/pocketbase/core"
 )
 
@@ -191,5 +192,44 @@ func (s *Service) onPreferenceSave(e *core.RecordEvent) error {
 	if r.GetBool("opted_out") && r.GetDateTime("opted_out_at").IsZero() {
 		r.Set("opted_out_at", nowUTC())
 	}
+	return e.Next()
+}
+
+// clinicListed are the collections whose list rule admits a clinic user to their own
+// clinic's rows only (clinic = @request.auth.clinic).
+var clinicListed = []string{"messages", "preferences", "campaigns", "replies", "app_events"}
+
+// ownClinicListRule is how such a list rule ends (migration 1764300000's ownClinic).
+const ownClinicListRule = "&& clinic = @request.auth.clinic"
+
+// scopeClinicList writes the caller's clinic into a clinic user's list filter. The list
+// rule already limits the rows to that clinic, but PocketBase compiles
+// `clinic = @request.auth.clinic` into a join with the users table and a COALESCE that no
+// index serves, so a clinic's message list over a year of messages read the whole table
+// (2.4 s at 200,000 messages, 12.6 s at 1.1 million). The same condition as a literal lets
+// SQLite seek (clinic, created). The answer is unchanged: the rule still applies.
+func scopeClinicList(e *core.RequestEvent, col *core.Collection) error {
+	if e.Auth == nil || e.Auth.Collection().Name != "users" || col.ListRule == nil ||
+		!strings.HasSuffix(*col.ListRule, ownClinicListRule) {
+		return e.Next()
+	}
+	clinic := e.Auth.GetString("clinic")
+	if clinic == "" || strings.ContainsFunc(clinic, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
+	}) {
+		return e.Next() // the rule answers; an id that would need quoting is left to it
+	}
+	q := e.Request.URL.Query()
+	filter := `clinic = "` + clinic + `"`
+	if f := q.Get("filter"); strings.TrimSpace(f) != "" {
+		// The newline ends a trailing // comment in the caller's filter. A filter that does
+		// not parse once wrapped (a quote inside a comment) is left to the rule alone.
+		filter += " && (" + f + "\n)"
+		if _, err := fexpr.Parse(filter); err != nil {
+			return e.Next()
+		}
+	}
+	q.Set("filter", filter)
+	e.Request.URL.RawQuery = q.Encode()
 	return e.Next()
 }

@@ -2,6 +2,10 @@ package hooks_test
 
 import (
 	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -124,4 +128,70 @@ func TestTenantIsolation(t *testing.T) {
 		res := e.do("GET", "/api/collections/messages/records", "superuser", nil)
 		must(t, int(res.Body["totalItems"].(float64)) == 2, "expected 2, got %v", res.Body["totalItems"])
 	})
+}
+
+// TestClinicListUsesIndex: a clinic user's message list is the rule's rows, whatever the
+// filter adds, and SQLite finds them through an index on clinic rather than reading the
+// table (the list rule alone compiles to a condition no index serves).
+func TestClinicListUsesIndex(t *testing.T) {
+	var mu sync.Mutex
+	var lists []string
+	e := newEnvLoggingQueries(t, func(q string) {
+		if strings.HasPrefix(q, "SELECT DISTINCT `messages`.*") {
+			mu.Lock()
+			lists = append(lists, q)
+			mu.Unlock()
+		}
+	})
+	for _, who := range []string{"staffA", "staffB"} {
+		res := e.do("POST", "/api/collections/messages/records", who, map[string]any{"channel": "sms", "to": "0501234567", "body": "hello"})
+		must(t, res.Status == 200, "setup: %s", res.Raw)
+	}
+	brackets := regexp.MustCompile(`\[\[(\w+)\.(\w+)\]\]`)
+	filters := []struct {
+		filter  string
+		want    int
+		indexed bool
+	}{
+		{"", 1, true},
+		{`channel = "sms"`, 1, true},
+		{`channel = "email"`, 0, true},
+		{fmt.Sprintf(`clinic = %q || id != ""`, e.clinicB.Id), 1, true}, // the rule still holds
+		{`channel = "sms" // from the dashboard`, 1, true},
+		// A quote inside a comment does not parse once wrapped: the rule alone answers.
+		{`channel = "sms" // the dashboard's`, 1, false},
+	}
+	for _, f := range filters {
+		mu.Lock()
+		lists = nil
+		mu.Unlock()
+		q := "/api/collections/messages/records?perPage=51&sort=-created,-id&skipTotal=1&filter=" + url.QueryEscape(f.filter)
+		res := e.do("GET", q, "staffA", nil)
+		must(t, res.Status == 200, "filter %q: expected 200, got %d: %s", f.filter, res.Status, res.Raw)
+		items, _ := res.Body["items"].([]any)
+		must(t, len(items) == f.want, "filter %q: expected %d rows, got %d", f.filter, f.want, len(items))
+		for _, it := range items {
+			must(t, it.(map[string]any)["clinic"] == e.clinicA.Id, "filter %q listed another clinic's message", f.filter)
+		}
+		if !f.indexed {
+			continue
+		}
+		mu.Lock()
+		logged := lists
+		mu.Unlock()
+		must(t, len(logged) == 1, "filter %q: expected one list query, logged %d", f.filter, len(logged))
+		var plan []struct {
+			Detail string `db:"detail"`
+		}
+		sql := brackets.ReplaceAllString(logged[0], "`$1`.`$2`")
+		must(t, e.app.DB().NewQuery("EXPLAIN QUERY PLAN "+sql).All(&plan) == nil, "failed to explain %s", sql)
+		var steps []string
+		for _, p := range plan {
+			steps = append(steps, p.Detail)
+		}
+		must(t, strings.Contains(strings.Join(steps, "; "), "SEARCH messages USING INDEX idx_messages_clinic_created (clinic=?)"),
+			"filter %q: the list reads messages without the clinic index: %v\n%s", f.filter, steps, sql)
+	}
+	res := e.do("GET", "/api/collections/messages/records", "superuser", nil)
+	must(t, res.Status == 200 && res.Body["totalItems"].(float64) == 2, "a superuser lists every clinic's messages: %s", res.Raw)
 }

@@ -3,6 +3,7 @@ package hooks_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"clinicmsg/hooks"
 	_ "clinicmsg/pb_migrations"
 
+	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
@@ -91,9 +93,30 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 // newEnvFrom starts an appliance on a copy of dataDir, which holds the seeded clinics.
 func newEnvFrom(t testing.TB, dataDir string, opts ...envOption) *env {
 	t.Helper()
+	return startEnv(t, dataDir, nil, opts...)
+}
+
+// newEnvLoggingQueries is newEnv with every SELECT the appliance runs passed to logQuery,
+// installed before anything runs.
+func newEnvLoggingQueries(t testing.TB, logQuery func(sql string)) *env {
+	t.Helper()
+	return startEnv(t, templateDir, func(app core.App) {
+		for _, db := range []dbx.Builder{app.ConcurrentDB(), app.NonconcurrentDB()} {
+			db.(*dbx.DB).QueryLogFunc = func(_ context.Context, _ time.Duration, q string, _ *sql.Rows, _ error) {
+				logQuery(q)
+			}
+		}
+	})
+}
+
+func startEnv(t testing.TB, dataDir string, before func(core.App), opts ...envOption) *env {
+	t.Helper()
 	app, err := tests.NewTestAppWithConfig(core.BaseAppConfig{DataDir: dataDir, DBConnect: hooks.DBConnect})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(app)
 	}
 	// Listen first, so that providers can be told the public URL they call back on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

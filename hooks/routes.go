@@ -74,6 +74,9 @@ func (s *Service) recordRouteOverrides() []recordRouteOverride {
 		{http.MethodPatch, clinicScoped, true, s.guardClinicWrites},
 		{http.MethodPost, []string{"clinics"}, false, s.guardClinicSettings},
 		{http.MethodPatch, []string{"clinics"}, true, s.guardClinicSettings},
+		// A clinic user's list names their clinic in the filter, so that it is served by an
+		// index rather than a scan (access.go).
+		{http.MethodGet, clinicListed, false, scopeClinicList},
 	}
 }
 
