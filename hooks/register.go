@@ -35,6 +35,7 @@ type Service struct {
 	rules          *compose.Rules
 	clinicCache    *clinicCache
 	templateCache  *templateCache
+	authCache      *authCache
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver
@@ -57,6 +58,8 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	s.rules = &compose.Rules{Channels: store.Channels, Categories: store.Categories, DefaultRegion: cfg.DefaultRegion, ChannelProblem: s.channelProblem}
 	s.clinicCache = newClinicCache(5 * time.Second)
 	s.templateCache = newTemplateCache(5 * time.Second)
+	s.authCache = newAuthCache(5 * time.Second)
+	s.authCache.bind(app)
 	s.Dispatcher = s.newDispatcher()
 	s.Campaigns = newCampaigns(s)
 	s.AppEvents = newAppEvents(s)

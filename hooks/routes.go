@@ -17,8 +17,9 @@ import (
 // project registers a route.
 func (s *Service) registerRoutes(se *core.ServeEvent) {
 	// Middleware, outermost first.
-	se.Router.BindFunc(s.scrubRequestLog) // no secret or patient data in the request log (privacy.go)
-	s.bindRecordRouteOverrides(se)        // see recordRouteOverrides below
+	se.Router.BindFunc(s.scrubRequestLog)    // no secret or patient data in the request log (privacy.go)
+	se.Router.Bind(s.authCache.middleware()) // the auth record behind a token, cached (auth_cache.go)
+	s.bindRecordRouteOverrides(se)           // see recordRouteOverrides below
 
 	api := se.Router.Group("/api/clinicmsg")
 	// Messages (message_*.go, send.go).
