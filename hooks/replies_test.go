@@ -13,6 +13,8 @@ import (
 
 	"clinicmsg/hooks"
 	"clinicmsg/providers/providertest"
+
+	"github.com/pocketbase/pocketbase/core"
 )
 
 // appServer is the clinic's app receiving clinicmsg's events; it fails the first failures
@@ -113,8 +115,15 @@ func TestPatientReplies(t *testing.T) {
 		must(t, len(evs) == 1 && evs[0]["type"] == "appointment.confirmed", "expected appointment.confirmed, got %v", evs)
 		data := evs[0]["data"].(map[string]any)
 		must(t, data["message"].(map[string]any)["patient_id"] == "P1", "the event must name the patient: %v", data)
-		ev, err := e.app.FindFirstRecordByFilter("app_events", "type = 'appointment.confirmed'")
-		must(t, err == nil, "the app event is not stored: %v", err)
+		// The event's record is marked delivered after the app's answer arrives, so it may
+		// trail the request the app saw.
+		var ev *core.Record
+		poll(5*time.Second, func() bool {
+			var err error
+			ev, err = e.app.FindFirstRecordByFilter("app_events", "type = 'appointment.confirmed'")
+			return err == nil && ev.GetString("status") == "delivered"
+		})
+		must(t, ev != nil, "the app event is not stored")
 		must(t, ev.GetString("status") == "delivered" && ev.GetInt("attempts") == 3, "expected delivery on the 3rd attempt, got %s after %d", ev.GetString("status"), ev.GetInt("attempts"))
 		must(t, app.bad == 0, "every delivery must be signed")
 	})
