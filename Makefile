@@ -4,7 +4,7 @@ export GOTOOLCHAIN := auto
 BIN ?= ./clinicmsg
 HTTP ?= 127.0.0.1:8090
 
-.PHONY: run build release test vet browser screenshots bench bench-stats bench-peer fuzz soak
+.PHONY: run build release image test vet browser screenshots bench bench-stats bench-peer fuzz soak
 
 build:
 	go build -o $(BIN) .
@@ -36,6 +36,20 @@ release:
 	cd dist && sha256sum clinicmsg-linux-* > SHA256SUMS
 	@cat dist/SHA256SUMS
 
+# The container image (Dockerfile), built where a container engine runs; on a machine
+# without one (or with its daemon stopped) `make test` says the image was not built.
+IMAGE ?= clinicmsg:dev
+image:
+	@engine=$$(command -v docker || command -v podman || true); \
+	if [ -z "$$engine" ]; then \
+		echo "make: no container engine (docker or podman) here: the image was not built"; \
+	elif ! $$engine info >/dev/null 2>&1; then \
+		echo "make: $$engine is installed but not running: the image was not built"; \
+	else \
+		echo "make: building the image $(IMAGE) with $$engine"; \
+		$$engine build -t $(IMAGE) . || exit 1; \
+	fi
+
 # The main package's binary tests run the release binary of this machine's architecture,
 # so that what is shipped is what was tested.
 HOST_ARCH ?= $(shell go env GOARCH)
@@ -46,6 +60,7 @@ test: browser release
 	CLINICMSG_BIN=$(CURDIR)/dist/clinicmsg-linux-$(HOST_ARCH) go test -count=1 -timeout 15m ./...
 	@# The reliability suites' own tallies (figures in bin/reliability-latest.json).
 	@[ ! -f bin/reliability-latest.json ] || awk -F'[":, ]+' '/^    "[a-z_]+": \{/{s=$$2} /"checks_failed"/{f=$$3} /"checks_passed"/{if (s!="") printf "%s: %s passed, %s failed\n", s, $$3, f}' bin/reliability-latest.json
+	@$(MAKE) --no-print-directory image
 
 # The staff dashboard's browser tests drive Debian's Chromium (DejaVu has the Arabic glyphs
 # of its right-to-left screens), and the docs' test runs their curl commands; install them
