@@ -13,6 +13,7 @@ import (
 const (
 	maxCachedClinics   = 4096
 	maxCachedTemplates = 4096
+	maxCachedTokens    = 4096 // an app sends with one token; a clinic's staff with one each
 )
 
 // pruneExpired makes room for one more entry in m: it drops the entries older than ttl and,
