@@ -291,7 +291,11 @@ func (r *runner) peerClinicmsg(ctx context.Context, round int) (peerSample, erro
 	if _, err := runCLI(ctx, r.bin, "superuser", "upsert", superuserEmail, superuserPassword, "--dir", dir); err != nil {
 		return peerSample{}, fmt.Errorf("failed to create the superuser: %w", err)
 	}
-	a, err := startAppliance(r.bin, dir, "", filepath.Join(r.work, name+".log"), "")
+	profile := ""
+	if r.o.profile != "" {
+		profile = filepath.Join(r.o.profile, name+".pprof")
+	}
+	a, err := startAppliance(r.bin, dir, "", filepath.Join(r.work, name+".log"), profile)
 	if err != nil {
 		return peerSample{}, err
 	}

@@ -10,35 +10,17 @@ import (
 )
 
 // Reads on the create path (a request's preferences and duplicate-window messages) run for
-// every request, and parsing their SQL cost as much as running it. These statements are
-// prepared once per database; they take one value, or a list of them as one JSON array
-// (json_each), so that a few texts serve any number of values.
+// every request. They take one value, or a list of them as one JSON array (json_each), so
+// that a few texts serve any number of values and each connection's prepared statement
+// (internal/stmtcache) serves every request.
 
-// preparedRead is a statement prepared on one database handle; a handle replaced (a restore
-// reopens the database) is prepared on again.
-type preparedRead struct {
-	db   *sql.DB
-	stmt *sql.Stmt
-}
-
-// readRows runs text (with ? placeholders) on app's read pool as a statement prepared once.
+// readRows runs text (with ? placeholders) on app's read pool.
 func readRows(app core.App, text string, args ...any) (*sql.Rows, error) {
 	pool, ok := app.ConcurrentDB().(*dbx.DB)
 	if !ok {
-		return nil, fmt.Errorf("failed to prepare a read: unexpected database handle %T", app.ConcurrentDB())
+		return nil, fmt.Errorf("failed to read: unexpected database handle %T", app.ConcurrentDB())
 	}
-	db := pool.DB()
-	key := "clinicmsg.read:" + text
-	p, _ := app.Store().Get(key).(*preparedRead)
-	if p == nil || p.db != db {
-		stmt, err := db.Prepare(text)
-		if err != nil {
-			return nil, fmt.Errorf("failed to prepare a read: %w", err)
-		}
-		p = &preparedRead{db: db, stmt: stmt}
-		app.Store().Set(key, p)
-	}
-	return p.stmt.Query(args...)
+	return pool.DB().Query(text, args...)
 }
 
 // jsonList is values as the JSON array a json_each(?) placeholder takes.

@@ -24,16 +24,19 @@ type Claimed struct {
 // (idx_messages_due_single, idx_messages_due_campaign on clinic, next_attempt_at): left to
 // itself SQLite walks idx_messages_due and filters, which reads the whole backlog of the
 // other kind on every claim (measured in clinicmsg bench B3: the claim's cost doubled). A
-// canceled campaign's queued messages are left for the campaign runner to cancel.
+// canceled campaign's queued messages are left for the campaign runner to cancel. Each
+// LIMIT is written +{:n}: SQLite plans a LIMIT that is a bare parameter with its bound
+// value, so every new value would make it parse and plan the cached statement again
+// (internal/stmtcache), which cost as much as the claim's execution.
 const (
 	claimSingles = `SELECT id FROM (SELECT id FROM messages INDEXED BY idx_messages_due_single
-		WHERE status = 'queued' AND campaign = '' AND next_attempt_at <= {:now} ORDER BY next_attempt_at LIMIT {:n})`
+		WHERE status = 'queued' AND campaign = '' AND next_attempt_at <= {:now} ORDER BY next_attempt_at LIMIT +{:n})`
 	claimCampaignOf = `SELECT id FROM (SELECT id FROM messages INDEXED BY idx_messages_due_campaign
 		WHERE status = 'queued' AND campaign != '' AND clinic = {:cl%d} AND next_attempt_at <= {:now}
 			AND campaign NOT IN (SELECT id FROM campaigns WHERE status = 'canceled')
-		ORDER BY next_attempt_at LIMIT {:k})`
+		ORDER BY next_attempt_at LIMIT +{:k})`
 	claimUpdate = `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}%s
-	WHERE id IN (%s LIMIT {:n})
+	WHERE id IN (%s LIMIT +{:n})
 	RETURNING id, channel`
 	// campaignClinicsSQL lists the clinics with queued campaign messages by skipping from
 	// one clinic to the next on the index: a seek per clinic, whatever the backlog.

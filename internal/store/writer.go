@@ -134,10 +134,11 @@ func (w *Writer) run(fn func(tx core.App) error) error {
 	})
 }
 
-// groupStmts holds, for each open group transaction, the statements prepared on it. The
-// ops of a group run the same few statements hundreds of times, and SQLite would otherwise
-// parse each one every time. Only the writer's goroutine runs a group's ops, so a group's
-// map needs no lock; the statements close with their transaction.
+// groupStmts holds, for each open group transaction, the queries built on it. The ops of a
+// group run the same few statements hundreds of times; dbx would otherwise build each
+// query's text and placeholders every time (SQLite's own parse is saved for every query by
+// the connection's statement cache, internal/stmtcache). Only the writer's goroutine runs a
+// group's ops, so a group's map needs no lock; the queries close with their transaction.
 var groupStmts sync.Map // core.App (the transaction) → map[string]*dbx.Query
 
 // CachedQuery returns text as a query on tx, prepared once per group transaction.
