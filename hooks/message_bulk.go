@@ -274,7 +274,7 @@ func (b *batchSeen) loadPreferences(app core.App, recs []*core.Record, errs []er
 		rows, err := readRows(app, text, args...)
 		var found []*core.Record
 		if err == nil {
-			found, err = scanRecords(col, rows)
+			found, err = store.ScanRecords(col, rows)
 		}
 		if err != nil {
 			return fmt.Errorf("failed to look up preferences: %w", err)

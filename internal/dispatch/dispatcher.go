@@ -202,38 +202,43 @@ func (d *Dispatcher) claim(n int) ([]claimed, error) {
 		}
 	}
 	var out []claimed
-	err := d.app.RunInTransaction(func(tx core.App) error {
+	// The claim is one of the writer's group ops: it shares its commit with the creates
+	// and outcomes waiting beside it, and claims the rows created ahead of it in the same
+	// group. A claim of its own was a second write transaction for every few messages.
+	err := d.writer.Do(func(tx core.App) error {
 		out = out[:0]
-		rows, err := d.store.Claim(tx, n, now, now.Add(d.cfg.Lease), routes)
-		if err != nil || len(rows) == 0 {
+		recs, err := d.store.Claim(tx, n, now, now.Add(d.cfg.Lease), routes)
+		if err != nil || len(recs) == 0 {
 			return err
 		}
 		// A routing decision per message: while the primary is being probed after an
 		// outage, only one message goes to it and the rest to the fallback.
-		byProvider := map[string][]any{}
-		for _, r := range rows {
-			if _, settled := routes[r.Channel]; settled {
+		byProvider := map[string][]*core.Record{}
+		for _, r := range recs {
+			ch := r.GetString("channel")
+			if _, settled := routes[ch]; settled {
 				continue
 			}
-			name, _, err := d.router.For(r.Channel)
+			name, _, err := d.router.For(ch)
 			if err != nil {
 				name = "" // no provider can carry it: failed below, a configuration fault
 			}
-			byProvider[name] = append(byProvider[name], r.ID)
+			byProvider[name] = append(byProvider[name], r)
 		}
-		for name, ids := range byProvider {
+		for name, rs := range byProvider {
+			ids := make([]any, len(rs))
+			for i, r := range rs {
+				ids[i] = r.Id
+			}
 			if err := store.Route(tx, name, ids); err != nil {
 				return err
 			}
-		}
-		// Reading the rows again costs less than returning every column from the UPDATE.
-		in := make([]any, len(rows))
-		for i, r := range rows {
-			in[i] = r.ID
-		}
-		var recs []*core.Record
-		if err := tx.RecordQuery("messages").AndWhere(dbx.In("id", in...)).OrderBy("next_attempt_at").All(&recs); err != nil {
-			return fmt.Errorf("failed to load claimed messages: %w", err)
+			for _, r := range rs {
+				r.SetRaw("provider", name)
+				if err := r.PostScan(); err != nil { // the stored row, routed
+					return err
+				}
+			}
 		}
 		// Consent is a send-time rule: whatever path created the message and however long it
 		// waited, the patient's preferences as they are now decide whether it goes.

@@ -10,12 +10,6 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 )
 
-// Claimed is one row a claim leased: its id and channel.
-type Claimed struct {
-	ID      string `db:"id"`
-	Channel string `db:"channel"`
-}
-
 // The claim leases due queued rows: status "sending", one more attempt, next_attempt_at =
 // the lease's end. Single messages (no campaign) are claimed ahead of campaign messages, so
 // a lab result or an appointment change never waits behind a campaign's backlog, and
@@ -37,7 +31,7 @@ const (
 		ORDER BY next_attempt_at LIMIT +{:k})`
 	claimUpdate = `UPDATE messages SET status = 'sending', attempts = attempts + 1, next_attempt_at = {:lease}, updated = {:now}%s
 	WHERE id IN (%s LIMIT +{:n})
-	RETURNING id, channel`
+	RETURNING *`
 	// campaignClinicsSQL lists the clinics with queued campaign messages by skipping from
 	// one clinic to the next on the index: a seek per clinic, whatever the backlog.
 	campaignClinicsSQL = `WITH RECURSIVE c(clinic) AS (
@@ -57,10 +51,12 @@ func claimSQL(clinics int, setProvider string) string {
 	return fmt.Sprintf(claimUpdate, setProvider, strings.Join(parts, "\n\t\tUNION ALL\n\t\t"))
 }
 
-// Claim leases up to n due queued messages until lease, in tx. routes names the provider
-// of each channel whose route does not depend on the attempt; the claim writes it in the
-// same UPDATE, and the caller routes the others with Route.
-func (s *Store) Claim(tx core.App, n int, now, lease time.Time, routes map[string]string) ([]Claimed, error) {
+// Claim leases up to n due queued messages until lease, in tx, and returns them as they
+// are after the claim (from the UPDATE's own RETURNING: reading them again was a second
+// query per claim). routes names the provider of each channel whose route does not depend
+// on the attempt; the claim writes it in the same UPDATE, and the caller routes the others
+// with Route.
+func (s *Store) Claim(tx core.App, n int, now, lease time.Time, routes map[string]string) ([]*core.Record, error) {
 	params := dbx.Params{"now": FormatTime(now), "lease": FormatTime(lease), "n": n}
 	var route strings.Builder
 	i := 0
@@ -74,7 +70,7 @@ func (s *Store) Claim(tx core.App, n int, now, lease time.Time, routes map[strin
 		setProvider = ", provider = CASE channel" + route.String() + " ELSE provider END"
 	}
 	var clinics []string
-	if err := tx.DB().NewQuery(campaignClinicsSQL).Column(&clinics); err != nil {
+	if err := CachedQuery(tx, campaignClinicsSQL).Column(&clinics); err != nil {
 		return nil, fmt.Errorf("failed to find the clinics with campaign messages: %w", err)
 	}
 	// Each clinic's share; the claim as a whole still takes at most n.
@@ -82,11 +78,19 @@ func (s *Store) Claim(tx core.App, n int, now, lease time.Time, routes map[strin
 	for i, c := range clinics {
 		params["cl"+strconv.Itoa(i)] = c
 	}
-	var rows []Claimed
-	if err := tx.DB().NewQuery(claimSQL(len(clinics), setProvider)).Bind(params).All(&rows); err != nil {
+	col, err := tx.FindCachedCollectionByNameOrId("messages")
+	if err != nil {
 		return nil, fmt.Errorf("failed to claim due messages: %w", err)
 	}
-	return rows, nil
+	rows, err := CachedQuery(tx, claimSQL(len(clinics), setProvider)).Bind(params).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("failed to claim due messages: %w", err)
+	}
+	recs, err := ScanRecords(col, rows.Rows)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read claimed messages: %w", err)
+	}
+	return recs, nil
 }
 
 // Route sets the provider of claimed messages whose channel the claim could not route.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -73,4 +74,48 @@ func PruneJobRuns(app core.App, before time.Time) (int, error) {
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// ScanRecords reads rows (all columns of col's table) into records, as PocketBase's own
+// record queries do.
+func ScanRecords(col *core.Collection, rows *sql.Rows) ([]*core.Record, error) {
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]sql.NullString, len(names))
+	ptrs := make([]any, len(names))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var out []*core.Record
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		rec := core.NewRecord(col)
+		for i, name := range names {
+			f := col.Fields.GetByName(name)
+			if f == nil {
+				continue
+			}
+			var raw any
+			if vals[i].Valid {
+				raw = vals[i].String
+			}
+			v, err := f.PrepareValue(rec, raw)
+			if err != nil {
+				return nil, err
+			}
+			rec.SetRaw(name, v)
+		}
+		rec.Id = rec.GetString(core.FieldNameId)
+		// As loaded from the database: not new, and its original data the row.
+		if err := rec.PostScan(); err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, rows.Err()
 }
