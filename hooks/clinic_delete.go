@@ -35,15 +35,19 @@ func (s *Service) onClinicDelete(e *core.RecordEvent) error {
 
 // clinicsExist checks, inside the write transaction, that every clinic messages are about
 // to be stored for still exists: the clinic cache may hold a clinic deleted a moment ago,
-// and a message of no clinic would be sent and never purged.
+// and a message of no clinic would be sent and never purged. Each clinic is one
+// primary-key lookup (a request's messages are almost always one clinic's) run as the
+// writer group's cached query, not a query built for each list of ids.
 func clinicsExist(tx core.App, ids []any) (map[string]bool, error) {
-	var found []string
-	if err := tx.DB().Select("id").From("clinics").Where(dbx.In("id", ids...)).Column(&found); err != nil {
-		return nil, fmt.Errorf("failed to check the messages' clinics: %w", err)
-	}
-	out := make(map[string]bool, len(found))
-	for _, id := range found {
-		out[id] = true
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		var found []string
+		if err := store.CachedQuery(tx, "SELECT [[id]] FROM {{clinics}} WHERE [[id]] = {:id}").Bind(dbx.Params{"id": id}).Column(&found); err != nil {
+			return nil, fmt.Errorf("failed to check the messages' clinics: %w", err)
+		}
+		for _, f := range found {
+			out[f] = true
+		}
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"clinicmsg/internal/store"
 	"clinicmsg/providers"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -113,20 +114,33 @@ func (m *metrics) messageCreated(r *core.Record) {
 
 // messageUpdated counts the transitions one committed save made. The timestamps are set
 // once each, so they count sends and deliveries exactly once whichever path (send result,
-// webhook, poll, reconciliation) got there first.
-func (m *metrics) messageUpdated(r *core.Record) {
-	old := r.Original()
+// webhook, poll, reconciliation) got there first. A status change of the store says what
+// it changed on the event's context (store.MovedBy); any other save is compared with the
+// record as it was loaded.
+func (m *metrics) messageUpdated(e *core.RecordEvent) {
+	r := e.Record
+	moved, ok := store.MovedBy(e.Context)
+	if !ok {
+		old := r.Original()
+		moved = store.Moved{
+			From:      old.GetString("status"),
+			To:        r.GetString("status"),
+			Sent:      old.GetDateTime("sent_at").IsZero() && !r.GetDateTime("sent_at").IsZero(),
+			Delivered: old.GetDateTime("delivered_at").IsZero() && !r.GetDateTime("delivered_at").IsZero(),
+			Read:      old.GetDateTime("read_at").IsZero() && !r.GetDateTime("read_at").IsZero(),
+		}
+	}
 	channel, provider := r.GetString("channel"), r.GetString("provider")
-	if old.GetDateTime("sent_at").IsZero() && !r.GetDateTime("sent_at").IsZero() {
+	if moved.Sent {
 		m.sent.WithLabelValues(channel, provider).Inc()
 	}
-	if old.GetDateTime("delivered_at").IsZero() && !r.GetDateTime("delivered_at").IsZero() {
+	if moved.Delivered {
 		m.delivered.WithLabelValues(channel, provider).Inc()
 	}
-	if old.GetDateTime("read_at").IsZero() && !r.GetDateTime("read_at").IsZero() {
+	if moved.Read {
 		m.read.WithLabelValues(channel, provider).Inc()
 	}
-	was, now := old.GetString("status"), r.GetString("status")
+	was, now := moved.From, moved.To
 	if was == now {
 		return
 	}

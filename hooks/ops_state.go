@@ -42,7 +42,7 @@ func (s *Service) bindOps() {
 		return e.Next()
 	})
 	s.app.OnRecordAfterUpdateSuccess("messages").BindFunc(func(e *core.RecordEvent) error {
-		o.metrics.messageUpdated(e.Record)
+		o.metrics.messageUpdated(e)
 		s.markStatsDirty(e.App, e.Record)
 		return e.Next()
 	})

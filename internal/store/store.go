@@ -12,6 +12,7 @@ import (
 
 	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/types"
 )
 
 // The hot path (claims, send outcomes, delivery reports) writes messages and their log rows
@@ -80,10 +81,19 @@ func (s *Store) Transition(tx core.App, rec *core.Record, c Change) (bool, error
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return false, err
 	}
+	moved := Moved{From: from, To: to}
+	for _, t := range []struct {
+		field string
+		flag  *bool
+	}{{"sent_at", &moved.Sent}, {"delivered_at", &moved.Delivered}, {"read_at", &moved.Read}} {
+		if v, ok := set[t.field]; ok && nonZeroTime(v) && rec.GetDateTime(t.field).IsZero() {
+			*t.flag = true
+		}
+	}
 	for k, v := range set {
 		setField(rec, k, v)
 	}
-	s.Announce(tx, rec)
+	s.announce(tx, rec, &moved)
 	if c.Audit.Event == "" {
 		return true, nil
 	}
@@ -113,12 +123,52 @@ func setField(rec *core.Record, k string, v any) {
 	rec.Set(k, v)
 }
 
+// Moved is what one Transition changed: the status it left and the one it reached, and
+// which of the timestamps it set for the first time. It rides on the announcement's
+// context, so observers (the metrics) need not rebuild the record as it was loaded.
+type Moved struct {
+	From, To              string
+	Sent, Delivered, Read bool
+}
+
+type movedKey struct{}
+
+func nonZeroTime(v any) bool {
+	switch t := v.(type) {
+	case string:
+		return t != ""
+	case types.DateTime:
+		return !t.IsZero()
+	case time.Time:
+		return !t.IsZero()
+	}
+	return v != nil
+}
+
+// MovedBy returns what the Transition announced on ctx changed, if ctx is the context of
+// a Transition's announcement.
+func MovedBy(ctx context.Context) (Moved, bool) {
+	m, ok := ctx.Value(movedKey{}).(*Moved)
+	if !ok {
+		return Moved{}, false
+	}
+	return *m, true
+}
+
 // Announce fires PocketBase's after-update events for rec (realtime broadcast, metrics)
 // once tx commits, and never if it rolls back.
 func (s *Store) Announce(tx core.App, rec *core.Record) {
+	s.announce(tx, rec, nil)
+}
+
+func (s *Store) announce(tx core.App, rec *core.Record, moved *Moved) {
 	AfterCommit(tx, func() {
 		rec.MarkAsNotNew()
-		ev := &core.ModelEvent{App: s.app, Context: context.Background(), Type: core.ModelEventTypeUpdate, Model: rec}
+		ctx := context.Background()
+		if moved != nil {
+			ctx = context.WithValue(ctx, movedKey{}, moved)
+		}
+		ev := &core.ModelEvent{App: s.app, Context: ctx, Type: core.ModelEventTypeUpdate, Model: rec}
 		if err := s.app.OnModelAfterUpdateSuccess().Trigger(ev); err != nil {
 			s.app.Logger().Warn("failed to announce a message change", "message", rec.Id, "error", err)
 		}
