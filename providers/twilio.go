@@ -127,12 +127,18 @@ func NewTwilio(opts TwilioOptions) (*Twilio, error) {
 	return p, nil
 }
 
+// maxIdlePerHost keeps a connection for every send the dispatcher may have in flight (its
+// learned bound stops at 1,024): a vendor is one host, and with fewer kept, most of a
+// busy dispatcher's requests opened a new connection (a TLS handshake at the vendor)
+// instead of reusing one. Idle connections close after 90 s.
+const maxIdlePerHost = 1024
+
 // newTransport is the default transport of an adapter: keep-alive connections enough for a
 // dispatcher sending in parallel.
 func newTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConns = maxIdlePerHost
+	t.MaxIdleConnsPerHost = maxIdlePerHost
 	t.IdleConnTimeout = 90 * time.Second
 	return t
 }
