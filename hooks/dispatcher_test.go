@@ -11,6 +11,7 @@ import (
 
 	"clinicmsg/hooks"
 	"clinicmsg/providers"
+	"clinicmsg/providers/providertest"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
@@ -348,4 +349,36 @@ func TestSendOutcomeRunAgainAfterAFailedGroup(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	must(t, announced == 1, "expected the change announced once, got %d", announced)
+}
+
+// TestClaimedInHandGoBackAtStop: the dispatcher holds a few claimed messages beyond its
+// free send slots, so that a slot that frees starts the next at once; a stop sends none of
+// them and returns each to the queue without using an attempt.
+func TestClaimedInHandGoBackAtStop(t *testing.T) {
+	fake := providertest.NewTwilio(t)
+	fake.SetLatency(400 * time.Millisecond)
+	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.Workers = 8 })
+	const n = 20
+	must(t, e.seedQueued(n) == nil, "seed")
+	e.svc.Dispatcher.Wake()
+	// 8 in flight at the fake and 2 (a quarter of the slots) claimed in hand.
+	waitFor(t, 5*time.Second, "the sends in flight and in hand claimed", func() bool {
+		return e.countMessages("status = 'sending'") == 10
+	})
+	e.svc.Stop()
+
+	must(t, e.countMessages("status = 'sending'") == 0, "a stop must leave no row claimed, got %d", e.countMessages("status = 'sending'"))
+	sent, queued := e.countMessages("status = 'sent' || status = 'delivered'"), e.countMessages("status = 'queued'")
+	must(t, sent == len(sendsTo(fake)), "%d messages sent, the fake took %d", sent, len(sendsTo(fake)))
+	must(t, sent+queued == n, "messages lost: %d sent + %d queued of %d", sent, queued, n)
+	released := 0
+	left, err := e.app.FindRecordsByFilter("messages", "status = 'queued'", "", 0, 0)
+	must(t, err == nil, "queued: %v", err)
+	for _, rec := range left {
+		if slices.Contains(e.logEvents(rec.Id), "released:queued") {
+			released++
+			must(t, rec.GetInt("attempts") == 0, "a message released at stop used an attempt: %d", rec.GetInt("attempts"))
+		}
+	}
+	must(t, released == 2, "expected the 2 messages in hand released at stop, got %d", released)
 }
