@@ -21,6 +21,7 @@ import (
 type authCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
+	max     int
 	entries map[string]authEntry
 }
 
@@ -30,7 +31,7 @@ type authEntry struct {
 }
 
 func newAuthCache(ttl time.Duration) *authCache {
-	return &authCache{ttl: ttl, entries: map[string]authEntry{}}
+	return &authCache{ttl: ttl, max: maxCachedTokens, entries: map[string]authEntry{}}
 }
 
 // middleware loads e.Auth as PocketBase's loadAuthToken does (which then leaves it be),
@@ -88,7 +89,7 @@ func (c *authCache) put(token string, rec *core.Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// An entry is due when its until passes: measured from until−ttl, pruneExpired's age.
-	c.entries = pruneExpired(c.entries, maxCachedTokens, c.ttl, func(e authEntry) time.Time { return e.until.Add(-c.ttl) })
+	c.entries = pruneExpired(c.entries, c.max, c.ttl, func(e authEntry) time.Time { return e.until.Add(-c.ttl) })
 	c.entries[token] = authEntry{rec: rec, until: until}
 }
 

@@ -12,7 +12,10 @@ func CacheSizes(s *Service) map[string][2]int {
 	s.webhookIDs.mu.Lock()
 	ids := [2]int{len(s.webhookIDs.keys), s.webhookIDs.n}
 	s.webhookIDs.mu.Unlock()
-	return map[string][2]int{"templates": tpl, "clinics": cl, "webhook_ids": ids}
+	s.authCache.mu.Lock()
+	auth := [2]int{len(s.authCache.entries), s.authCache.max}
+	s.authCache.mu.Unlock()
+	return map[string][2]int{"templates": tpl, "clinics": cl, "webhook_ids": ids, "auth_tokens": auth}
 }
 
 // SetCacheBounds lowers the caches' bounds, so a test reaches them with few requests.
@@ -26,4 +29,7 @@ func SetCacheBounds(s *Service, n int) {
 	s.webhookIDs.mu.Lock()
 	s.webhookIDs.n = n
 	s.webhookIDs.mu.Unlock()
+	s.authCache.mu.Lock()
+	s.authCache.max = n
+	s.authCache.mu.Unlock()
 }

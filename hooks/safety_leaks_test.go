@@ -106,6 +106,19 @@ func TestCachesAreBounded(t *testing.T) {
 		must(t, err == nil && res.StatusCode == 204, "status callback: %v %v", err, res)
 		res.Body.Close()
 	}
+	// Every token is cached until it expires or the bound is reached: 3 × bound distinct
+	// tokens of one user (each with its own expiry).
+	staff, err := e.app.FindAuthRecordByEmail("users", "staffa@example.com")
+	must(t, err == nil, "staff user: %v", err)
+	for i := range 3 * bound {
+		token, err := staff.NewStaticAuthToken(time.Duration(i+1) * time.Hour)
+		must(t, err == nil, "token: %v", err)
+		req, _ := http.NewRequest("GET", e.srv.URL+"/api/clinicmsg/lists", nil)
+		req.Header.Set("Authorization", token)
+		res, err := http.DefaultClient.Do(req)
+		must(t, err == nil && res.StatusCode == 200, "lists with token %d: %v %v", i, err, res)
+		res.Body.Close()
+	}
 	for name, size := range hooks.CacheSizes(e.svc) {
 		must(t, size[0] > 0 && size[0] <= bound, "%s: expected at most %d entries, got %d", name, bound, size[0])
 	}
