@@ -382,3 +382,24 @@ func TestClaimedInHandGoBackAtStop(t *testing.T) {
 	}
 	must(t, released == 2, "expected the 2 messages in hand released at stop, got %d", released)
 }
+
+// TestClaimedInHandTooLongGoesBack: a claimed message that waits in hand longer than half
+// its lease (the test's lease is 2 s) goes back to the queue instead of out, so the claim
+// that takes it again reads the patient's consent again; each message is still sent once.
+// Once the provider's answers show it slow, no message is held in hand at all.
+func TestClaimedInHandTooLongGoesBack(t *testing.T) {
+	fake := providertest.NewTwilio(t)
+	fake.SetLatency(1500 * time.Millisecond)
+	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.Workers = 4 })
+	const n = 6
+	must(t, e.seedQueued(n) == nil, "seed")
+	e.svc.Dispatcher.Wake()
+	waitFor(t, 15*time.Second, "every message sent", func() bool {
+		return e.countMessages("status = 'sent' || status = 'delivered'") == n
+	})
+	must(t, len(sendsTo(fake)) == n, "the fake took %d sends for %d messages", len(sendsTo(fake)), n)
+	var back int
+	err := e.app.DB().NewQuery("SELECT COUNT(*) FROM message_logs WHERE event = 'released' AND detail LIKE '%waited_too_long%'").Row(&back)
+	must(t, err == nil && back >= 1, "expected a message held in hand too long to go back to the queue: %d %v", back, err)
+	must(t, back <= 2, "messages kept going back to the queue (%d): the hand must empty against a slow provider", back)
+}

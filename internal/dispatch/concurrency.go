@@ -45,18 +45,25 @@ func (c *Concurrency) Limit() int {
 	return int(c.cur)
 }
 
+// Latency is the moving average of the provider's answers (0 before the first).
+func (c *Concurrency) Latency() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.latency
+}
+
 // Answered records a provider request that was answered (sent, or refused for a reason of
 // the message's own) after took.
 func (c *Concurrency) Answered(took time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fixed {
-		return
-	}
 	if c.latency == 0 {
 		c.latency = took
 	} else {
 		c.latency += (took - c.latency) / 16
+	}
+	if c.fixed {
+		return
 	}
 	step := 1.0 // per answer: the bound doubles per round trip
 	if c.slowed {

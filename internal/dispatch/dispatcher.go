@@ -136,8 +136,8 @@ func (d *Dispatcher) Stop() {
 	left := d.ready
 	d.ready = nil
 	d.readyMu.Unlock()
-	for _, c := range left {
-		d.release(c, "shutdown", 0)
+	d.release("shutdown", 0, left...)
+	for range left {
 		d.inflight.Done()
 	}
 	done := make(chan struct{})
@@ -179,10 +179,27 @@ func (d *Dispatcher) claimThreshold() int {
 // latency bound against 0.76–0.80).
 func (d *Dispatcher) wanted() int {
 	limit := d.slots.Limit()
+	hand := limit / 4
+	// Against a provider that takes long to answer, a claim's round trip is lost in its
+	// latency and a message in hand would only wait: none are held.
+	if d.slots.Latency() > d.maxHeld()/4 {
+		hand = 0
+	}
 	d.readyMu.Lock()
 	n := len(d.ready)
 	d.readyMu.Unlock()
-	return limit - int(d.busy.Load()) + limit/4 - n
+	return limit - int(d.busy.Load()) + hand - n
+}
+
+// maxInHand is the longest a claimed message may wait in hand before it is sent.
+const maxInHand = 5 * time.Second
+
+// maxHeld is maxInHand, or half the lease if that is shorter.
+func (d *Dispatcher) maxHeld() time.Duration {
+	if d.cfg.Lease > 0 {
+		return min(maxInHand, d.cfg.Lease/2)
+	}
+	return maxInHand
 }
 
 // startReady starts ready messages while send slots are free.
@@ -229,8 +246,8 @@ func (d *Dispatcher) fill(ctx context.Context) {
 		}
 		d.readyMu.Unlock()
 		if draining { // a pass that outlived Stop's wait: its rows go back at once
-			for _, c := range batch {
-				d.release(c, "shutdown", 0)
+			d.release("shutdown", 0, batch...)
+			for range batch {
 				d.inflight.Done()
 			}
 			return
@@ -348,10 +365,11 @@ func (d *Dispatcher) send(c claimed) {
 		}
 	}()
 
-	// A row that waited in ready for half its lease goes back rather than out: past its
-	// lease the sweep may be settling it as in doubt.
-	if d.cfg.Lease > 0 && time.Since(c.claimedAt) > d.cfg.Lease/2 {
-		d.release(c, "waited_too_long", 0)
+	// A row held in hand too long goes back rather than out: consent was read when it was
+	// claimed and is a send-time rule, and past its lease the sweep may settle it as in
+	// doubt. The claim that takes it again reads consent again.
+	if time.Since(c.claimedAt) > d.maxHeld() {
+		d.release("waited_too_long", 0, c)
 		return
 	}
 	p, ok := d.router.Provider(c.provider)
@@ -371,7 +389,7 @@ func (d *Dispatcher) send(c claimed) {
 		open, err := d.env.InWhatsAppWindow(c.rec)
 		if err != nil {
 			d.app.Logger().Error("failed to check the WhatsApp window; the message stays queued", "message", c.rec.Id, "error", err)
-			d.release(c, "window_check_failed", time.Minute)
+			d.release("window_check_failed", time.Minute, c)
 			return
 		}
 		if !open {
@@ -393,7 +411,7 @@ func (d *Dispatcher) send(c claimed) {
 	err = limiter.Wait(waitCtx, msg.Segments)
 	cancelWait()
 	if err != nil {
-		d.release(c, "rate_limited", time.Second)
+		d.release("rate_limited", time.Second, c)
 		return
 	}
 
@@ -476,21 +494,30 @@ func (d *Dispatcher) finish(c claimed, receipt *providers.Receipt, sendErr error
 	}
 }
 
-// release puts a claimed row back in the queue without counting the attempt: it was
-// never sent (our own rate limit, or the provider refused it with 429 before doing anything).
-func (d *Dispatcher) release(c claimed, reason string, after time.Duration) {
+// release puts claimed rows back in the queue without counting the attempt, in one group
+// op: they were never sent (our own rate limit, the provider refused with 429 before doing
+// anything, or they were still in hand at a stop).
+func (d *Dispatcher) release(reason string, after time.Duration, cs ...claimed) {
+	if len(cs) == 0 {
+		return
+	}
 	err := d.writer.Do(func(tx core.App) error {
-		rec, err := tx.FindRecordById("messages", c.rec.Id)
-		if err != nil {
-			return fmt.Errorf("failed to reload message: %w", err)
+		for _, c := range cs {
+			rec, err := tx.FindRecordById("messages", c.rec.Id)
+			if err != nil {
+				return fmt.Errorf("failed to reload message: %w", err)
+			}
+			if rec.GetString("status") != providers.StatusSending || rec.GetInt("attempts") != c.attempt {
+				continue
+			}
+			if err := d.releaseTx(tx, rec, c.provider, reason, after); err != nil {
+				return err
+			}
 		}
-		if rec.GetString("status") != providers.StatusSending || rec.GetInt("attempts") != c.attempt {
-			return nil
-		}
-		return d.releaseTx(tx, rec, c.provider, reason, after)
+		return nil
 	})
 	if err != nil {
-		d.app.Logger().Error("failed to release a message; its lease will expire", "message", c.rec.Id, "error", err)
+		d.app.Logger().Error("failed to release claimed messages; their leases will expire", "messages", len(cs), "error", err)
 	}
 }
 
