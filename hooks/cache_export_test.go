@@ -1,5 +1,7 @@
 package hooks
 
+import "golang.org/x/sync/semaphore"
+
 // CacheSizes reports how many entries each in-memory cache holds and its bound, so a test
 // can check that no request grows one without limit.
 func CacheSizes(s *Service) map[string][2]int {
@@ -32,4 +34,9 @@ func SetCacheBounds(s *Service, n int) {
 	s.authCache.mu.Lock()
 	s.authCache.max = n
 	s.authCache.mu.Unlock()
+}
+
+// SetCreatingBound lowers how many messages all requests together may be creating at once.
+func SetCreatingBound(s *Service, n int64) {
+	s.creating, s.creatingMax = semaphore.NewWeighted(n), n
 }

@@ -5,6 +5,8 @@ import (
 	"net/mail"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"clinicmsg/internal/compose"
 	"clinicmsg/internal/dispatch"
 	"clinicmsg/internal/store"
@@ -36,6 +38,10 @@ type Service struct {
 	clinicCache    *clinicCache
 	templateCache  *templateCache
 	authCache      *authCache
+	// creating bounds the messages being checked and stored across requests at once
+	// (creatingMax of them).
+	creating    *semaphore.Weighted
+	creatingMax int64
 
 	sendObservers    []SendObserver
 	webhookObservers []WebhookObserver
@@ -59,6 +65,7 @@ func Register(app core.App, cfg Config) (*Service, error) {
 	s.clinicCache = newClinicCache(5 * time.Second)
 	s.templateCache = newTemplateCache(5 * time.Second)
 	s.authCache = newAuthCache(5 * time.Second)
+	s.creating, s.creatingMax = semaphore.NewWeighted(maxCreating), maxCreating
 	s.authCache.bind(app)
 	s.Dispatcher = s.newDispatcher()
 	s.Campaigns = newCampaigns(s)

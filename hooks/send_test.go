@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,4 +318,35 @@ func TestAcceptedCreatesStayOutOfTheRequestLog(t *testing.T) {
 	got := e.requestLog(2, "messages/records", "clinicmsg/send")
 	want := []string{"400 /api/collections/messages/records", "400 /api/clinicmsg/send"}
 	must(t, slices.Equal(got, want), "expected only the refused requests %v, got %v", want, got)
+}
+
+// TestCreatesWaitForRoom: requests beyond the bound on messages being created at once wait
+// for room instead of failing, and a request larger than the whole bound still goes
+// through; every message is stored once.
+func TestCreatesWaitForRoom(t *testing.T) {
+	e := newEnv(t)
+	hooks.SetCreatingBound(e.svc, 3)
+	batch := func(i, n int) []map[string]any {
+		var items []map[string]any
+		for j := range n {
+			items = append(items, map[string]any{"channel": "sms", "to": fmt.Sprintf("0502%03d%03d", i, j), "body": "Your results are ready"})
+		}
+		return items
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, 8)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = e.do("POST", "/api/clinicmsg/send", "appA", batch(i, 2)).Status
+		}()
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		must(t, st == 200, "request %d answered %d", i, st)
+	}
+	res := e.do("POST", "/api/clinicmsg/send", "appA", batch(99, 5))
+	must(t, res.Status == 200, "a request larger than the bound: %d %s", res.Status, res.Raw)
+	must(t, e.countMessages("") == 8*2+5, "expected %d messages stored, got %d", 8*2+5, e.countMessages(""))
 }
