@@ -1,6 +1,10 @@
 package hooks
 
-import "golang.org/x/sync/semaphore"
+import (
+	"context"
+
+	"golang.org/x/sync/semaphore"
+)
 
 // CacheSizes reports how many entries each in-memory cache holds and its bound, so a test
 // can check that no request grows one without limit.
@@ -39,4 +43,13 @@ func SetCacheBounds(s *Service, n int) {
 // SetCreatingBound lowers how many messages all requests together may be creating at once.
 func SetCreatingBound(s *Service, n int64) {
 	s.creating, s.creatingMax = semaphore.NewWeighted(n), n
+}
+
+// HoldCreating takes n messages' worth of the bound on messages being created, as
+// requests in work would, until release is called.
+func HoldCreating(s *Service, n int64) (release func()) {
+	if err := s.creating.Acquire(context.Background(), n); err != nil {
+		panic(err)
+	}
+	return func() { s.creating.Release(n) }
 }

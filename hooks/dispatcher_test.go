@@ -351,16 +351,24 @@ func TestSendOutcomeRunAgainAfterAFailedGroup(t *testing.T) {
 	must(t, announced == 1, "expected the change announced once, got %d", announced)
 }
 
+// sendingThroughSlowTwilio starts an appliance with workers sends in flight to a Twilio
+// fake answering after latency, and n messages queued and the dispatcher woken.
+func sendingThroughSlowTwilio(t *testing.T, latency time.Duration, workers, n int) (*env, *providertest.Twilio) {
+	t.Helper()
+	fake := providertest.NewTwilio(t)
+	fake.SetLatency(latency)
+	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.Workers = workers })
+	must(t, e.seedQueued(n) == nil, "seed")
+	e.svc.Dispatcher.Wake()
+	return e, fake
+}
+
 // TestClaimedInHandGoBackAtStop: the dispatcher holds a few claimed messages beyond its
 // free send slots, so that a slot that frees starts the next at once; a stop sends none of
 // them and returns each to the queue without using an attempt.
 func TestClaimedInHandGoBackAtStop(t *testing.T) {
-	fake := providertest.NewTwilio(t)
-	fake.SetLatency(400 * time.Millisecond)
-	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.Workers = 8 })
 	const n = 20
-	must(t, e.seedQueued(n) == nil, "seed")
-	e.svc.Dispatcher.Wake()
+	e, fake := sendingThroughSlowTwilio(t, 400*time.Millisecond, 8, n)
 	// 8 in flight at the fake and 2 (a quarter of the slots) claimed in hand.
 	waitFor(t, 5*time.Second, "the sends in flight and in hand claimed", func() bool {
 		return e.countMessages("status = 'sending'") == 10
@@ -388,12 +396,8 @@ func TestClaimedInHandGoBackAtStop(t *testing.T) {
 // that takes it again reads the patient's consent again; each message is still sent once.
 // Once the provider's answers show it slow, no message is held in hand at all.
 func TestClaimedInHandTooLongGoesBack(t *testing.T) {
-	fake := providertest.NewTwilio(t)
-	fake.SetLatency(1500 * time.Millisecond)
-	e := newEnv(t, withTwilio(fake), func(c *hooks.Config) { c.Workers = 4 })
 	const n = 6
-	must(t, e.seedQueued(n) == nil, "seed")
-	e.svc.Dispatcher.Wake()
+	e, fake := sendingThroughSlowTwilio(t, 1500*time.Millisecond, 4, n)
 	waitFor(t, 15*time.Second, "every message sent", func() bool {
 		return e.countMessages("status = 'sent' || status = 'delivered'") == n
 	})

@@ -349,4 +349,24 @@ func TestCreatesWaitForRoom(t *testing.T) {
 	res := e.do("POST", "/api/clinicmsg/send", "appA", batch(99, 5))
 	must(t, res.Status == 200, "a request larger than the bound: %d %s", res.Status, res.Raw)
 	must(t, e.countMessages("") == 8*2+5, "expected %d messages stored, got %d", 8*2+5, e.countMessages(""))
+
+	// With the whole bound taken, a request is not checked or stored until room frees.
+	release := hooks.HoldCreating(e.svc, 3)
+	answered := make(chan int, 1)
+	go func() { answered <- e.do("POST", "/api/clinicmsg/send", "appA", batch(100, 1)).Status }()
+	select {
+	case st := <-answered:
+		release()
+		t.Fatalf("a request was answered (%d) while the bound was taken", st)
+	case <-time.After(300 * time.Millisecond):
+	}
+	must(t, e.countMessages("") == 8*2+5, "a message was stored while the bound was taken")
+	release()
+	select {
+	case st := <-answered:
+		must(t, st == 200, "the waiting request answered %d", st)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting request was not answered after room freed")
+	}
+	must(t, e.countMessages("") == 8*2+5+1, "expected the waiting request's message stored")
 }
