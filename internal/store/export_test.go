@@ -6,3 +6,10 @@ func ClaimSQL(clinics int) string { return claimSQL(clinics, "") }
 
 // CampaignClinicsSQL lists the clinics with queued campaign messages.
 const CampaignClinicsSQL = campaignClinicsSQL
+
+// SeedGroupSizes makes n the usual group size of w, which has not started.
+func SeedGroupSizes(w *Writer, n int) {
+	for range len(w.sizes.last) {
+		w.sizes.add(n)
+	}
+}

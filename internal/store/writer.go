@@ -21,6 +21,7 @@ type Writer struct {
 	ops      chan *writeOp
 	maxBatch int
 	window   time.Duration
+	sizes    groupSizes // only the loop's goroutine uses it
 
 	mu      sync.Mutex
 	started bool
@@ -80,14 +81,33 @@ func (w *Writer) Stop() {
 func (w *Writer) loop() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, w.maxBatch)
+	timer := time.NewTimer(w.window)
+	timer.Stop()
 	for op := range w.ops {
 		batch = append(batch[:0], op)
-		// Gather what is already waiting, then give latecomers a short window.
-		timer := time.NewTimer(w.window)
+		usual := w.sizes.usual()
+		deadline := time.Now().Add(w.window)
 	gather:
 		for len(batch) < w.maxBatch {
+			// Take what is already waiting, then wait for latecomers only while the group
+			// is smaller than usual (see groupSizes), and never past the window.
 			select {
 			case next, ok := <-w.ops:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, next)
+				continue
+			default:
+			}
+			wait := time.Until(deadline)
+			if len(batch) >= usual || wait <= 0 {
+				break
+			}
+			timer.Reset(wait)
+			select {
+			case next, ok := <-w.ops:
+				timer.Stop()
 				if !ok {
 					break gather
 				}
@@ -96,9 +116,33 @@ func (w *Writer) loop() {
 				break gather
 			}
 		}
-		timer.Stop()
+		w.sizes.add(len(batch))
 		w.commit(batch)
 	}
+}
+
+// groupSizes remembers the sizes of the last groups. A group stops waiting for latecomers
+// once it is as large as the median of them: apps that wait for each answer before
+// sending again (16 clients each sending one message at a time) arrive together, and once
+// they are all in, the rest of the window only delays every one of them (clinicmsg bench
+// B1b/1@16: 2,930 → 3,115–3,215 msg/s). Under a light load the usual group is one op,
+// which commits at once; a burst still fills its groups, as ops queue while the previous
+// group commits.
+type groupSizes struct {
+	last [8]int
+	n    int
+}
+
+func (g *groupSizes) add(size int) {
+	g.last[g.n%len(g.last)] = size
+	g.n++
+}
+
+// usual is the median of the last sizes (1 before any group).
+func (g *groupSizes) usual() int {
+	s := g.last
+	slices.Sort(s[:])
+	return max(1, s[len(s)/2])
 }
 
 // commit runs a batch in one transaction; if any op fails, the batch is rolled back and
