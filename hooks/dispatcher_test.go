@@ -407,3 +407,32 @@ func TestClaimedInHandTooLongGoesBack(t *testing.T) {
 	must(t, err == nil && back >= 1, "expected a message held in hand too long to go back to the queue: %d %v", back, err)
 	must(t, back <= 2, "messages kept going back to the queue (%d): the hand must empty against a slow provider", back)
 }
+
+// TestHeldTooLongReadsConsentAgain: consent is a send-time rule, so a message that goes
+// back to the queue from the hand is checked against the patient's preferences again when
+// it is claimed again. Patients who opt out while their message waits in hand get nothing;
+// those whose messages were already at the provider are not recalled.
+func TestHeldTooLongReadsConsentAgain(t *testing.T) {
+	const n = 6
+	e, fake := sendingThroughSlowTwilio(t, 1500*time.Millisecond, 4, n)
+	// 4 in flight at the fake and 1 (a quarter of the slots) claimed in hand.
+	waitFor(t, 5*time.Second, "the sends in flight and in hand claimed", func() bool {
+		return e.countMessages("status = 'sending'") == 5
+	})
+	for i := range n {
+		e.save("preferences", map[string]any{"clinic": e.clinicA.Id, "phone": fmt.Sprintf("0501%06d", i), "opted_out": true})
+	}
+	waitFor(t, 15*time.Second, "no message left queued or sending", func() bool {
+		return e.countMessages("status = 'queued' || status = 'sending'") == 0
+	})
+	must(t, len(sendsTo(fake)) == 4, "expected only the 4 sends already in flight to reach the provider, got %d", len(sendsTo(fake)))
+	skipped, err := e.app.FindRecordsByFilter("messages", "status = 'skipped'", "", 0, 0)
+	must(t, err == nil && len(skipped) == 2, "expected the message in hand and the one still queued skipped, got %d (%v)", len(skipped), err)
+	released := 0
+	for _, rec := range skipped {
+		if slices.Contains(e.logEvents(rec.Id), "released:queued") {
+			released++
+		}
+	}
+	must(t, released == 1, "expected the message held in hand released and then skipped for consent, got %d released", released)
+}
