@@ -76,12 +76,14 @@ func TestRealtimeSeesEveryChange(t *testing.T) {
 	must(t, res.Status == 200, "create: %s", res.Raw)
 
 	seen := []string{}
+	var last realtimeEvent
 	deadline := time.After(5 * time.Second)
 	for !strings.Contains(strings.Join(seen, ","), "update:delivered") {
 		select {
 		case ev := <-events:
 			if ev.Record["id"] == res.str("id") {
 				seen = append(seen, ev.Action+":"+ev.Record["status"].(string))
+				last = ev
 			}
 		case <-deadline:
 			t.Fatalf("expected create and updates up to delivered, saw %v", seen)
@@ -91,6 +93,9 @@ func TestRealtimeSeesEveryChange(t *testing.T) {
 	// be announced first; subscribers get both either way.
 	must(t, strings.Contains(strings.Join(seen, ","), "create:queued"), "expected the create, saw %v", seen)
 	must(t, strings.Contains(strings.Join(seen, ","), "update:sending") && strings.Contains(strings.Join(seen, ","), "update:sent"), "expected each status, saw %v", seen)
+	// A change is announced as stored, down to when the row was last written.
+	stored := e.message(res.str("id")).GetDateTime("updated").String()
+	must(t, last.Record["updated"] == stored, "the delivered change was announced with updated %v; the row says %s", last.Record["updated"], stored)
 	select {
 	case ev := <-other:
 		t.Fatalf("clinic B must not see clinic A's message: %v", ev)

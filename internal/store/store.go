@@ -113,8 +113,17 @@ func Initial(rec *core.Record, status, reason string) {
 
 // setField sets rec's field k to v as rec.Set does, asking only that field for its setter:
 // Set asks every field of the collection, and the hot path sets a dozen fields per change.
+// An autodate field (updated) refuses Set, so it is set raw: the record then says when the
+// row was last written, as the row does.
 func setField(rec *core.Record, k string, v any) {
-	if sf, ok := rec.Collection().Fields.GetByName(k).(core.SetterFinder); ok {
+	f := rec.Collection().Fields.GetByName(k)
+	if _, ok := f.(*core.AutodateField); ok {
+		if dt, err := types.ParseDateTime(v); err == nil {
+			rec.SetRaw(k, dt)
+		}
+		return
+	}
+	if sf, ok := f.(core.SetterFinder); ok {
 		if setter := sf.FindSetter(k); setter != nil {
 			setter(rec, v)
 			return
