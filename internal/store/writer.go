@@ -127,7 +127,9 @@ func (w *Writer) loop() {
 // they are all in, the rest of the window only delays every one of them (clinicmsg bench
 // B1b/1@16: 0.74 → 0.82–0.85 of bare PocketBase's create). Under a light load the usual
 // group is one op, which commits at once; a burst still fills its groups, as ops queue
-// while the previous group commits.
+// while the previous group commits. The price: under steady traffic below saturation,
+// commits are smaller and more frequent, 8–40 % more CPU per message (spare at that load)
+// for half the answer time (BENCHMARKS.md, "the group rule under steady traffic").
 type groupSizes struct {
 	last [8]int
 	n    int
