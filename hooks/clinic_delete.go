@@ -39,8 +39,13 @@ func (s *Service) onClinicDelete(e *core.RecordEvent) error {
 // primary-key lookup (a request's messages are almost always one clinic's) run as the
 // writer group's cached query, not a query built for each list of ids.
 func clinicsExist(tx core.App, ids []any) (map[string]bool, error) {
-	out := make(map[string]bool, len(ids))
+	out := make(map[string]bool, 1)
+	checked := make(map[any]bool, 1)
 	for _, id := range ids {
+		if checked[id] {
+			continue // one lookup per clinic, not per message
+		}
+		checked[id] = true
 		var found []string
 		if err := store.CachedQuery(tx, "SELECT [[id]] FROM {{clinics}} WHERE [[id]] = {:id}").Bind(dbx.Params{"id": id}).Column(&found); err != nil {
 			return nil, fmt.Errorf("failed to check the messages' clinics: %w", err)
